@@ -1,6 +1,10 @@
 //! `cargo xtask`: the project's automation for what `cargo build`/`cargo test` cannot do
 //! (benchmarks against the reference implementation, fixtures, packaged weights, reproduce).
 
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 
 mod bench_snmf;
@@ -18,8 +22,56 @@ enum Cmd {
     BenchSnmf(bench_snmf::Args),
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> Result<()> {
     match Cli::parse().cmd {
         Cmd::BenchSnmf(a) => bench_snmf::run(a),
     }
+}
+
+/// The workspace root (the parent of `xtask/`).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_path_buf()
+}
+
+/// A Python interpreter with `packages` installed: the workspace's `.venv`, created (and the
+/// packages pip-installed into it) when absent.
+pub fn python_env(root: &Path, packages: &[&str]) -> Result<PathBuf> {
+    let venv = root.join(".venv");
+    let py = venv.join("bin/python");
+    if !py.exists() {
+        let ok = Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .status()
+            .context("python3 not found")?
+            .success();
+        if !ok {
+            bail!("python3 -m venv failed");
+        }
+    }
+    let check = packages
+        .iter()
+        .map(|p| {
+            let name = p.split(['=', '<', '>']).next().unwrap_or(p).replace('-', "_");
+            let module = if name == "scikit_learn" { "sklearn".to_string() } else { name };
+            format!("import {module}")
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    let have = Command::new(&py).args(["-c", &check]).output()?.status.success();
+    if !have {
+        eprintln!("installing {} into {}", packages.join(" "), venv.display());
+        let ok = Command::new(&py)
+            .args(["-m", "pip", "install", "-q"])
+            .args(packages)
+            .status()?
+            .success();
+        if !ok {
+            bail!("pip install {} failed", packages.join(" "));
+        }
+    }
+    Ok(py)
 }

@@ -1,0 +1,72 @@
+//! The small dense kernels shared by the fit and the projection.
+
+use crate::Real;
+
+/// One cyclic coordinate-descent sweep of the positive Lasso
+/// `min_{z ≥ 0} ½‖x − Dᵀz‖² + α‖z‖₁` for one sample, given `b = D x` and the Gram matrix `g = D Dᵀ`
+/// (`K × K`, symmetric, row-major). Coordinate k becomes `max(0, z_k + (b_k − (g z)_k − α) / g_kk)`,
+/// the exact minimiser along that coordinate; coordinates with `g_kk ≤ 0` are left as they are
+/// (scikit-learn's `enet_coordinate_descent_gram` does the same).
+///
+/// Returns `(max |Δz_k|, max |z_k|)` for the convergence test.
+#[inline]
+pub(crate) fn sweep<T: Real>(z: &mut [T], b: &[T], g: &[T], alpha: T) -> (T, T) {
+    let k = z.len();
+    debug_assert_eq!(b.len(), k);
+    debug_assert_eq!(g.len(), k * k);
+    let zero = T::from_f64(0.0);
+    let mut max_delta = zero;
+    let mut max_abs = zero;
+    for c in 0..k {
+        let row = &g[c * k..(c + 1) * k];
+        let gcc = row[c];
+        if gcc <= zero {
+            continue;
+        }
+        let mut dot = zero;
+        for (zj, gj) in z.iter().zip(row) {
+            dot += *zj * *gj;
+        }
+        let old = z[c];
+        let new = (old + (b[c] - dot - alpha) / gcc).max_val(zero);
+        z[c] = new;
+        max_delta = max_delta.max_val((new - old).abs_val());
+        max_abs = max_abs.max_val(new);
+    }
+    (max_delta, max_abs)
+}
+
+/// `Σ_i a_i b_i` accumulated in `f64`.
+#[inline]
+pub(crate) fn dot_f64<T: Real>(a: &[T], b: &[T]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| x.to_f64() * y.to_f64()).sum()
+}
+
+/// Adds `zᵀz` of a row-major `rows × k` block to `acc` (`k × k`, row-major, f64).
+pub(crate) fn add_gram_rows<T: Real>(z: &[T], k: usize, acc: &mut [f64]) {
+    for row in z.chunks_exact(k) {
+        for p in 0..k {
+            let zp = row[p].to_f64();
+            if zp == 0.0 {
+                continue;
+            }
+            let out = &mut acc[p * k..(p + 1) * k];
+            for (o, zq) in out.iter_mut().zip(row) {
+                *o += zp * zq.to_f64();
+            }
+        }
+    }
+}
+
+/// Gram matrix `UᵀU` of a column-major `n × k` matrix given as a slice, in f64 (row-major `k × k`).
+pub(crate) fn gram_cols<T: Real>(u: &[T], n: usize, k: usize) -> Vec<f64> {
+    let mut g = vec![0.0; k * k];
+    for p in 0..k {
+        for q in p..k {
+            let v = dot_f64(&u[p * n..(p + 1) * n], &u[q * n..(q + 1) * n]);
+            g[p * k + q] = v;
+            g[q * k + p] = v;
+        }
+    }
+    g
+}

@@ -1,0 +1,83 @@
+//! The scalar types the solver runs in.
+
+use std::fmt::{Debug, Display};
+
+/// A real floating-point scalar the solver can run in: `f32` (the reference's precision, the default)
+/// or `f64` (for exact tests). Objective values and norms are always accumulated in `f64`.
+pub trait Real:
+    faer::traits::RealField
+    + std::ops::Neg<Output = Self>
+    + Copy
+    + Send
+    + Sync
+    + Debug
+    + Display
+    + Default
+    + PartialOrd
+    + 'static
+{
+    /// Converts from `f64`, rounding to the nearest representable value.
+    fn from_f64(x: f64) -> Self;
+    /// Converts to `f64` exactly.
+    fn to_f64(self) -> f64;
+    /// `true` when the value is neither NaN nor infinite.
+    fn is_finite_val(self) -> bool;
+    /// Absolute value.
+    fn abs_val(self) -> Self;
+    /// Square root.
+    fn sqrt_val(self) -> Self;
+    /// The larger of `self` and `other` (NaN-free inputs assumed).
+    fn max_val(self, other: Self) -> Self {
+        if self >= other {
+            self
+        } else {
+            other
+        }
+    }
+}
+
+impl Real for f32 {
+    #[inline]
+    fn abs_val(self) -> Self {
+        self.abs()
+    }
+    #[inline]
+    fn sqrt_val(self) -> Self {
+        self.sqrt()
+    }
+    #[inline]
+    fn from_f64(x: f64) -> Self {
+        x as f32
+    }
+    #[inline]
+    fn to_f64(self) -> f64 {
+        self as f64
+    }
+    #[inline]
+    fn is_finite_val(self) -> bool {
+        self.is_finite()
+    }
+}
+
+impl Real for f64 {
+    #[inline]
+    fn abs_val(self) -> Self {
+        self.abs()
+    }
+    #[inline]
+    fn sqrt_val(self) -> Self {
+        self.sqrt()
+    }
+    #[inline]
+    fn from_f64(x: f64) -> Self {
+        x
+    }
+    #[inline]
+    fn to_f64(self) -> f64 {
+        self
+    }
+    #[inline]
+    fn is_finite_val(self) -> bool {
+        self.is_finite()
+    }
+}

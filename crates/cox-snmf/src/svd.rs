@@ -1,0 +1,154 @@
+//! Top-K singular value decomposition of the data matrix, with scikit-learn's sign convention.
+
+use faer::linalg::matmul::matmul;
+use faer::{Accum, Mat, MatRef, Par};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, StandardNormal};
+
+use crate::{Error, Real, Result, SamplesRef, SvdMethod};
+
+/// The `k` leading singular triplets of an `M × B` matrix `X ≈ U·diag(S)·Vᵀ`.
+#[derive(Debug, Clone)]
+pub struct TopSvd<T> {
+    /// Left singular vectors, `M × k`.
+    pub u: Mat<T>,
+    /// Singular values, non-increasing.
+    pub s: Vec<T>,
+    /// Right singular vectors, `B × k`.
+    pub v: Mat<T>,
+}
+
+/// Computes the top-`k` SVD of `x` (samples × features) and applies scikit-learn's `svd_flip`
+/// (`u_based_decision=True`): the entry of largest magnitude in each column of `U` is made positive,
+/// flipping the matching column of `V`.
+///
+/// `k` is clamped to `min(M, B)`. The randomized method draws its test matrix from `seed`.
+///
+/// ```
+/// use cox_snmf::{top_k_svd, SamplesRef, SvdMethod};
+/// // A rank-one matrix: x = a bᵀ with ‖a‖ = ‖b‖ = 1 scaled by 3.
+/// let a = [0.6f64, 0.8];
+/// let b = [1.0f64, 0.0, 0.0];
+/// let data: Vec<f64> = a.iter().flat_map(|ai| b.iter().map(move |bj| 3.0 * ai * bj)).collect();
+/// let svd = top_k_svd(SamplesRef::new(&data, 2, 3).unwrap(), 1, SvdMethod::Exact, 0, faer::Par::Seq).unwrap();
+/// assert!((svd.s[0] - 3.0).abs() < 1e-12);
+/// assert!((svd.u[(1, 0)] - 0.8).abs() < 1e-12);
+/// ```
+pub fn top_k_svd<T: Real>(
+    x: SamplesRef<'_, T>,
+    k: usize,
+    method: SvdMethod,
+    seed: u64,
+    par: Par,
+) -> Result<TopSvd<T>> {
+    let (m, b) = (x.n_samples(), x.n_features());
+    let k = k.min(m).min(b);
+    // xt is B × M (column-major view of the sample-major buffer); X = xtᵀ.
+    let xt = x.as_features_by_samples();
+    let mut out = match method {
+        SvdMethod::Exact => exact(xt, k)?,
+        SvdMethod::Randomized {
+            oversample,
+            power_iters,
+        } => randomized(xt, k, oversample, power_iters, seed, par)?,
+    };
+    svd_flip(&mut out);
+    Ok(out)
+}
+
+fn exact<T: Real>(xt: MatRef<'_, T>, k: usize) -> Result<TopSvd<T>> {
+    // xt = Ua S Vaᵀ, so X = xtᵀ = Va S Uaᵀ: X's left vectors are Va, its right vectors Ua.
+    let svd = xt.thin_svd().map_err(|_| Error::SvdFailed)?;
+    let s = svd.S().column_vector();
+    Ok(TopSvd {
+        u: svd.V().get(.., ..k).to_owned(),
+        s: (0..k).map(|i| s[i]).collect(),
+        v: svd.U().get(.., ..k).to_owned(),
+    })
+}
+
+fn randomized<T: Real>(
+    xt: MatRef<'_, T>,
+    k: usize,
+    oversample: usize,
+    power_iters: usize,
+    seed: u64,
+    par: Par,
+) -> Result<TopSvd<T>> {
+    let (b, m) = (xt.nrows(), xt.ncols());
+    let l = (k + oversample).min(m).min(b);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let omega = Mat::<T>::from_fn(b, l, |_, _| {
+        let v: f64 = StandardNormal.sample(&mut rng);
+        T::from_f64(v)
+    });
+    // Range of X: Q = orth(X Ω), refined by power iterations Q ← orth(X orth(Xᵀ Q)).
+    let mut y = Mat::<T>::zeros(m, l);
+    matmul(
+        y.as_mut(),
+        Accum::Replace,
+        xt.transpose(),
+        omega.as_ref(),
+        T::one(),
+        par,
+    );
+    let mut q = y.qr().compute_thin_Q();
+    let mut w = Mat::<T>::zeros(b, l);
+    for _ in 0..power_iters {
+        matmul(w.as_mut(), Accum::Replace, xt, q.as_ref(), T::one(), par);
+        let qw = w.qr().compute_thin_Q();
+        matmul(
+            y.as_mut(),
+            Accum::Replace,
+            xt.transpose(),
+            qw.as_ref(),
+            T::one(),
+            par,
+        );
+        q = y.qr().compute_thin_Q();
+    }
+    // W = Xᵀ Q (B × l) = Uw S Vwᵀ, so X ≈ Q Qᵀ X = Q Wᵀ = (Q Vw) S Uwᵀ.
+    matmul(w.as_mut(), Accum::Replace, xt, q.as_ref(), T::one(), par);
+    let svd = w.thin_svd().map_err(|_| Error::SvdFailed)?;
+    let mut u = Mat::<T>::zeros(m, k);
+    matmul(
+        u.as_mut(),
+        Accum::Replace,
+        q.as_ref(),
+        svd.V().get(.., ..k),
+        T::one(),
+        par,
+    );
+    let s = svd.S().column_vector();
+    Ok(TopSvd {
+        u,
+        s: (0..k).map(|i| s[i]).collect(),
+        v: svd.U().get(.., ..k).to_owned(),
+    })
+}
+
+/// scikit-learn's `svd_flip(u, v, u_based_decision=True)`: for each component the entry of `u`'s
+/// column with the largest absolute value (first one on ties) is made positive.
+fn svd_flip<T: Real>(svd: &mut TopSvd<T>) {
+    for j in 0..svd.u.ncols() {
+        let col = svd.u.col(j);
+        let mut best = 0usize;
+        let mut best_abs = T::zero();
+        for i in 0..col.nrows() {
+            let a = col[i].abs_val();
+            if a > best_abs {
+                best_abs = a;
+                best = i;
+            }
+        }
+        if col[best] < T::zero() {
+            for i in 0..svd.u.nrows() {
+                svd.u[(i, j)] = -svd.u[(i, j)];
+            }
+            for i in 0..svd.v.nrows() {
+                svd.v[(i, j)] = -svd.v[(i, j)];
+            }
+        }
+    }
+}
