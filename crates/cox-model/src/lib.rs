@@ -1,0 +1,46 @@
+//! Loading and running LLaVA-1.5-format checkpoints with the residual stream exposed.
+//!
+//! `cox-model` owns everything between a checkpoint on disk and tensors: parsing `config.json`
+//! (`model_type: "llava"`), memory-mapping and validating the safetensors weights in both the
+//! llava-hf hub layout and the `transformers >= 4.52` layout, the CLIP vision tower and
+//! projector, a Llama decoder whose loop it owns so that the output of any block (and of the
+//! final norm) can be captured, the LM-head matrix used to decode concept vectors, CLIP image
+//! preprocessing, the tokenizer with the LLaVA-1.5 prompt format, greedy generation with a KV
+//! cache, resolving hub ids in the local Hugging Face cache, and writing random checkpoints in
+//! the same format for tests. Every module is built from a [`candle_nn::VarBuilder`], so the
+//! same code loads real weights or trains from a `VarMap` (all forward ops are differentiable
+//! when the weights are variables; see [`nn`]).
+//!
+//! It must never: know about datasets, decide which token's state to record (that is the hook
+//! crate's job — this crate returns whole `[positions, hidden]` states), talk to the network,
+//! or parse command lines.
+//!
+//! Entry points: [`Llava::load`] (model + tokenizer + processor from a directory or hub id),
+//! [`Llava::prepare`] and [`Llava::generate`] / [`Llava::forward`] with a
+//! [`ResidualCapture`], [`LlavaModel::lm_head`], and [`testing::write_tiny_llava`].
+
+#![warn(missing_docs)]
+
+pub mod config;
+pub mod error;
+pub mod hub;
+pub mod llama;
+pub mod model;
+pub mod nn;
+pub mod processor;
+pub mod testing;
+pub mod tokenizer;
+pub mod vision;
+pub mod weights;
+
+pub use config::{FeatureLayer, LlavaConfig, SelectStrategy, TextConfig, VisionConfig};
+pub use error::{Error, Result};
+pub use hub::resolve_model_dir;
+pub use llama::{KvCache, LayerSel, LlamaModel, LmOutput, Logits, ResidualCapture};
+pub use model::{
+    GenerateParams, Generation, GenerationOutput, Llava, LlavaModel, LoadOptions, PreparedInput,
+};
+pub use processor::{ImageProcessor, ImageProcessorConfig};
+pub use tokenizer::LlavaTokenizer;
+pub use vision::{ClipVisionTower, ImageEncoder, Projector};
+pub use weights::{Checkpoint, WeightLayout};

@@ -1,0 +1,512 @@
+//! The Llama decoder, with its loop owned here so the residual stream can be read.
+//!
+//! Tensor names follow Hugging Face's `LlamaModel` (`embed_tokens`, `layers.N.self_attn.q_proj`,
+//! ..., `norm`), so one [`VarBuilder`] positioned at the decoder's prefix loads a real checkpoint
+//! and a `VarMap` trains the same code.
+
+use candle_core::{DType, Device, Module, Tensor};
+use candle_nn::VarBuilder;
+
+use crate::config::{RopeScaling, TextConfig};
+use crate::error::{Error, Result};
+use crate::nn::{activate, rope, softmax_last, Linear, RmsNorm};
+
+/// A point of the residual stream to record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LayerSel {
+    /// The output of decoder block `N` (0-based); equals HF `hidden_states[N + 1]`.
+    Block(usize),
+    /// The output of the final RMSNorm (what the LM head reads).
+    FinalNorm,
+}
+
+/// Which residual-stream points a forward pass records.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ResidualCapture {
+    /// The points, in the order their states are returned.
+    pub layers: Vec<LayerSel>,
+}
+
+impl ResidualCapture {
+    /// Records nothing.
+    pub fn none() -> Self {
+        Self::default()
+    }
+
+    /// Records the given points.
+    pub fn new(layers: impl IntoIterator<Item = LayerSel>) -> Self {
+        Self {
+            layers: layers.into_iter().collect(),
+        }
+    }
+
+    /// Records the outputs of the given blocks.
+    pub fn blocks(blocks: impl IntoIterator<Item = usize>) -> Self {
+        Self::new(blocks.into_iter().map(LayerSel::Block))
+    }
+
+    fn check(&self, num_layers: usize) -> Result<()> {
+        for sel in &self.layers {
+            if let LayerSel::Block(b) = sel {
+                if *b >= num_layers {
+                    return Err(Error::Input(format!(
+                        "cannot capture block {b}: the decoder has {num_layers} blocks (0..={})",
+                        num_layers.saturating_sub(1)
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Which positions get logits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Logits {
+    /// Every position: `[batch, seq, vocab]`.
+    All,
+    /// Only the last position: `[batch, 1, vocab]`.
+    Last,
+    /// No logits (the LM head is skipped).
+    None,
+}
+
+/// The output of [`LlamaModel::forward_embeds`].
+#[derive(Debug, Clone)]
+pub struct LmOutput {
+    /// Logits in f32 as selected by [`Logits`]; `None` for [`Logits::None`].
+    pub logits: Option<Tensor>,
+    /// One `[batch, seq, hidden]` tensor per entry of [`ResidualCapture::layers`], in order.
+    pub captured: Vec<Tensor>,
+}
+
+/// Per-block key/value cache for incremental decoding (inference only).
+#[derive(Debug, Clone)]
+pub struct KvCache {
+    kvs: Vec<Option<(Tensor, Tensor)>>,
+    len: usize,
+}
+
+impl KvCache {
+    /// An empty cache for a decoder with `num_layers` blocks.
+    pub fn new(num_layers: usize) -> Self {
+        Self {
+            kvs: vec![None; num_layers],
+            len: 0,
+        }
+    }
+
+    /// Number of positions already processed.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether no position has been processed.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Attention {
+    q: Linear,
+    k: Linear,
+    v: Linear,
+    o: Linear,
+    heads: usize,
+    kv_heads: usize,
+    head_dim: usize,
+}
+
+impl Attention {
+    fn load(vb: VarBuilder, c: &TextConfig) -> candle_core::Result<Self> {
+        let (h, hd) = (c.hidden_size, c.head_dim());
+        let (nq, nkv) = (c.num_attention_heads, c.kv_heads());
+        let b = c.attention_bias;
+        Ok(Self {
+            q: Linear::load(vb.pp("q_proj"), h, nq * hd, b)?,
+            k: Linear::load(vb.pp("k_proj"), h, nkv * hd, b)?,
+            v: Linear::load(vb.pp("v_proj"), h, nkv * hd, b)?,
+            o: Linear::load(vb.pp("o_proj"), nq * hd, h, b)?,
+            heads: nq,
+            kv_heads: nkv,
+            head_dim: hd,
+        })
+    }
+
+    /// `x`: `[b, s, h]`; positions `offset..offset + s`; `cache`: this block's cache entry.
+    fn forward(
+        &self,
+        x: &Tensor,
+        cos: &Tensor,
+        sin: &Tensor,
+        mask: Option<&Tensor>,
+        cache: Option<&mut Option<(Tensor, Tensor)>>,
+    ) -> candle_core::Result<Tensor> {
+        let (b, s, _) = x.dims3()?;
+        let split = |t: Tensor, n: usize| -> candle_core::Result<Tensor> {
+            t.reshape((b, s, n, self.head_dim))?.transpose(1, 2)
+        };
+        let q = rope(&split(self.q.forward(x)?, self.heads)?, cos, sin)?;
+        let mut k = rope(&split(self.k.forward(x)?, self.kv_heads)?, cos, sin)?;
+        let mut v = split(self.v.forward(x)?, self.kv_heads)?.contiguous()?;
+        if let Some(entry) = cache {
+            if let Some((pk, pv)) = entry.as_ref() {
+                k = Tensor::cat(&[pk, &k], 2)?;
+                v = Tensor::cat(&[pv, &v], 2)?;
+            }
+            *entry = Some((k.clone(), v.clone()));
+        }
+        let rep = self.heads / self.kv_heads;
+        let (k, v) = (repeat_kv(&k, rep)?, repeat_kv(&v, rep)?);
+        // Scores and softmax in f32, as HF does for half-precision weights.
+        let dtype = q.dtype();
+        let q = q.to_dtype(DType::F32)?;
+        let k = k.to_dtype(DType::F32)?;
+        let v = v.to_dtype(DType::F32)?;
+        let scores = (q.matmul(&k.t()?)? / (self.head_dim as f64).sqrt())?;
+        let scores = match mask {
+            Some(m) => scores.broadcast_add(m)?,
+            None => scores,
+        };
+        let probs = softmax_last(&scores)?;
+        let y = probs.matmul(&v)?.to_dtype(dtype)?;
+        let y = y
+            .transpose(1, 2)?
+            .reshape((b, s, self.heads * self.head_dim))?;
+        self.o.forward(&y)
+    }
+}
+
+/// `[b, kv_heads, s, d]` → `[b, kv_heads * rep, s, d]`, each kv head repeated `rep` times.
+fn repeat_kv(x: &Tensor, rep: usize) -> candle_core::Result<Tensor> {
+    if rep == 1 {
+        return Ok(x.clone());
+    }
+    let (b, h, s, d) = x.dims4()?;
+    x.unsqueeze(2)?
+        .broadcast_as((b, h, rep, s, d))?
+        .reshape((b, h * rep, s, d))
+}
+
+#[derive(Debug, Clone)]
+struct Mlp {
+    gate: Linear,
+    up: Linear,
+    down: Linear,
+    act: crate::config::Activation,
+}
+
+impl Mlp {
+    fn load(vb: VarBuilder, c: &TextConfig) -> candle_core::Result<Self> {
+        let (h, i, b) = (c.hidden_size, c.intermediate_size, c.mlp_bias);
+        Ok(Self {
+            gate: Linear::load(vb.pp("gate_proj"), h, i, b)?,
+            up: Linear::load(vb.pp("up_proj"), h, i, b)?,
+            down: Linear::load(vb.pp("down_proj"), i, h, b)?,
+            act: c.hidden_act,
+        })
+    }
+
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let g = activate(self.act, &self.gate.forward(x)?)?;
+        self.down.forward(&(g * self.up.forward(x)?)?)
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Block {
+    input_norm: RmsNorm,
+    attn: Attention,
+    post_norm: RmsNorm,
+    mlp: Mlp,
+}
+
+impl Block {
+    fn load(vb: VarBuilder, c: &TextConfig) -> candle_core::Result<Self> {
+        Ok(Self {
+            input_norm: RmsNorm::load(vb.pp("input_layernorm"), c.hidden_size, c.rms_norm_eps)?,
+            attn: Attention::load(vb.pp("self_attn"), c)?,
+            post_norm: RmsNorm::load(
+                vb.pp("post_attention_layernorm"),
+                c.hidden_size,
+                c.rms_norm_eps,
+            )?,
+            mlp: Mlp::load(vb.pp("mlp"), c)?,
+        })
+    }
+
+    fn forward(
+        &self,
+        x: &Tensor,
+        cos: &Tensor,
+        sin: &Tensor,
+        mask: Option<&Tensor>,
+        cache: Option<&mut Option<(Tensor, Tensor)>>,
+    ) -> candle_core::Result<Tensor> {
+        let h = (x + self
+            .attn
+            .forward(&self.input_norm.forward(x)?, cos, sin, mask, cache)?)?;
+        &h + self.mlp.forward(&self.post_norm.forward(&h)?)?
+    }
+}
+
+/// Inverse RoPE frequencies for a config, with its scaling applied.
+pub fn rope_inv_freq(c: &TextConfig) -> Vec<f64> {
+    let d = c.head_dim();
+    let base: Vec<f64> = (0..d)
+        .step_by(2)
+        .map(|i| 1.0 / c.rope_theta.powf(i as f64 / d as f64))
+        .collect();
+    match &c.rope_scaling {
+        None => base,
+        Some(RopeScaling::Linear { factor }) => base.into_iter().map(|f| f / factor).collect(),
+        Some(RopeScaling::Llama3 {
+            factor,
+            low_freq_factor,
+            high_freq_factor,
+            original_max_position_embeddings,
+        }) => {
+            let old = *original_max_position_embeddings as f64;
+            let low_wavelen = old / low_freq_factor;
+            let high_wavelen = old / high_freq_factor;
+            base.into_iter()
+                .map(|f| {
+                    let wavelen = 2.0 * std::f64::consts::PI / f;
+                    if wavelen < high_wavelen {
+                        f
+                    } else if wavelen > low_wavelen {
+                        f / factor
+                    } else {
+                        let smooth = (old / wavelen - low_freq_factor)
+                            / (high_freq_factor - low_freq_factor);
+                        (1.0 - smooth) * f / factor + smooth * f
+                    }
+                })
+                .collect()
+        }
+    }
+}
+
+/// The Llama decoder: embeddings, blocks, final norm and LM head.
+#[derive(Debug, Clone)]
+pub struct LlamaModel {
+    embed_tokens: Tensor,
+    blocks: Vec<Block>,
+    norm: RmsNorm,
+    lm_head: Tensor,
+    cos: Tensor,
+    sin: Tensor,
+    config: TextConfig,
+}
+
+impl LlamaModel {
+    /// Builds the decoder from `vb` positioned at the decoder's prefix (holding
+    /// `embed_tokens`, `layers`, `norm`) and `head_vb` positioned at the LM head's prefix
+    /// (holding `weight`). With `tie` (or `head_vb` absent) the head is the embedding matrix.
+    pub fn load(
+        vb: VarBuilder,
+        head_vb: Option<VarBuilder>,
+        tie: bool,
+        config: &TextConfig,
+    ) -> candle_core::Result<Self> {
+        let c = config;
+        let embed_tokens = vb.get((c.vocab_size, c.hidden_size), "embed_tokens.weight")?;
+        let blocks = (0..c.num_hidden_layers)
+            .map(|i| Block::load(vb.pp(format!("layers.{i}")), c))
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        let norm = RmsNorm::load(vb.pp("norm"), c.hidden_size, c.rms_norm_eps)?;
+        let lm_head = match head_vb {
+            Some(h) if !tie => h.get((c.vocab_size, c.hidden_size), "weight")?,
+            _ => embed_tokens.clone(),
+        };
+        let inv: Vec<f32> = rope_inv_freq(c).into_iter().map(|f| f as f32).collect();
+        let n_freq = inv.len();
+        let positions: Vec<f32> = (0..c.max_position_embeddings).map(|p| p as f32).collect();
+        let dev = vb.device();
+        let angles = Tensor::from_vec(positions, (c.max_position_embeddings, 1), dev)?
+            .matmul(&Tensor::from_vec(inv, (1, n_freq), dev)?)?;
+        let dtype = vb.dtype();
+        Ok(Self {
+            embed_tokens,
+            blocks,
+            norm,
+            lm_head,
+            cos: angles.cos()?.to_dtype(dtype)?,
+            sin: angles.sin()?.to_dtype(dtype)?,
+            config: c.clone(),
+        })
+    }
+
+    /// The configuration the decoder was built from.
+    pub fn config(&self) -> &TextConfig {
+        &self.config
+    }
+
+    /// Number of decoder blocks.
+    pub fn num_layers(&self) -> usize {
+        self.blocks.len()
+    }
+
+    /// The unembedding matrix `W_U` (`[vocab, hidden]`): `logits = W_U · u`.
+    pub fn lm_head(&self) -> &Tensor {
+        &self.lm_head
+    }
+
+    /// The token embedding matrix (`[vocab, hidden]`).
+    pub fn embed_tokens(&self) -> &Tensor {
+        &self.embed_tokens
+    }
+
+    /// The device the weights live on.
+    pub fn device(&self) -> &Device {
+        self.embed_tokens.device()
+    }
+
+    /// The compute dtype.
+    pub fn dtype(&self) -> DType {
+        self.embed_tokens.dtype()
+    }
+
+    /// Embeds token ids of any shape `S` into `S × hidden`.
+    pub fn embed(&self, ids: &Tensor) -> Result<Tensor> {
+        let max = ids
+            .flatten_all()?
+            .to_dtype(DType::U32)?
+            .max(0)?
+            .to_scalar::<u32>();
+        if let Ok(m) = max {
+            if m as usize >= self.config.vocab_size {
+                return Err(Error::Input(format!(
+                    "token id {m} is outside the vocabulary ({} tokens)",
+                    self.config.vocab_size
+                )));
+            }
+        }
+        let mut dims = ids.dims().to_vec();
+        let flat = ids.flatten_all()?;
+        let e = self.embed_tokens.index_select(&flat, 0)?;
+        dims.push(self.config.hidden_size);
+        Ok(e.reshape(dims)?)
+    }
+
+    /// Projects states `[.., hidden]` to f32 logits `[.., vocab]` through the LM head.
+    pub fn logits(&self, states: &Tensor) -> Result<Tensor> {
+        let dims = states.dims();
+        let h = dims[dims.len() - 1];
+        let rows = states.elem_count() / h.max(1);
+        let l = states.reshape((rows, h))?.matmul(&self.lm_head.t()?)?;
+        let mut out = dims.to_vec();
+        *out.last_mut().expect("states has a hidden dimension") = self.config.vocab_size;
+        Ok(l.reshape(out)?.to_dtype(DType::F32)?)
+    }
+
+    /// Runs the decoder on input embeddings `[batch, seq, hidden]`.
+    ///
+    /// With a `cache`, positions continue from `cache.len()` and the cache is extended; without
+    /// one, positions start at 0 and the pass is fully differentiable. Rows past a sequence's true
+    /// end (right padding) never influence earlier rows, because attention is causal.
+    pub fn forward_embeds(
+        &self,
+        embeds: &Tensor,
+        mut cache: Option<&mut KvCache>,
+        capture: &ResidualCapture,
+        logits: Logits,
+    ) -> Result<LmOutput> {
+        capture.check(self.blocks.len())?;
+        let (_b, s, h) = embeds.dims3()?;
+        if h != self.config.hidden_size {
+            return Err(Error::Input(format!(
+                "input embeddings have width {h}, the decoder expects {}",
+                self.config.hidden_size
+            )));
+        }
+        if s == 0 {
+            return Err(Error::Input("empty input sequence".into()));
+        }
+        let offset = cache.as_ref().map(|c| c.len).unwrap_or(0);
+        if offset + s > self.config.max_position_embeddings {
+            return Err(Error::Input(format!(
+                "sequence of {} positions exceeds max_position_embeddings {}",
+                offset + s,
+                self.config.max_position_embeddings
+            )));
+        }
+        let cos = self.cos.narrow(0, offset, s)?;
+        let sin = self.sin.narrow(0, offset, s)?;
+        let mask = if s > 1 {
+            Some(causal_mask(s, offset, embeds.device())?)
+        } else {
+            None
+        };
+        let mut captured: Vec<Option<Tensor>> = vec![None; capture.layers.len()];
+        let mut x = embeds.clone();
+        for (i, block) in self.blocks.iter().enumerate() {
+            let entry = cache.as_deref_mut().map(|c| &mut c.kvs[i]);
+            x = block.forward(&x, &cos, &sin, mask.as_ref(), entry)?;
+            for (slot, sel) in captured.iter_mut().zip(&capture.layers) {
+                if *sel == LayerSel::Block(i) {
+                    *slot = Some(x.clone());
+                }
+            }
+        }
+        if let Some(c) = cache {
+            c.len += s;
+        }
+        let needs_norm = logits != Logits::None || capture.layers.contains(&LayerSel::FinalNorm);
+        let normed = if needs_norm {
+            Some(self.norm.forward(&x)?)
+        } else {
+            None
+        };
+        for (slot, sel) in captured.iter_mut().zip(&capture.layers) {
+            if *sel == LayerSel::FinalNorm {
+                *slot = normed.clone();
+            }
+        }
+        let logits = match (logits, &normed) {
+            (Logits::All, Some(n)) => Some(self.logits(n)?),
+            (Logits::Last, Some(n)) => Some(self.logits(&n.narrow(1, s - 1, 1)?)?),
+            _ => None,
+        };
+        let captured = captured
+            .into_iter()
+            .map(|t| t.ok_or_else(|| Error::Input("internal: uncaptured layer".into())))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(LmOutput { logits, captured })
+    }
+
+    /// Embeds `ids` (`[batch, seq]`) and runs [`Self::forward_embeds`].
+    pub fn forward_ids(
+        &self,
+        ids: &Tensor,
+        cache: Option<&mut KvCache>,
+        capture: &ResidualCapture,
+        logits: Logits,
+    ) -> Result<LmOutput> {
+        let e = self.embed(ids)?;
+        self.forward_embeds(&e, cache, capture, logits)
+    }
+
+    /// A fresh cache sized for this decoder.
+    pub fn new_cache(&self) -> KvCache {
+        KvCache::new(self.blocks.len())
+    }
+}
+
+/// Additive causal mask `[s, offset + s]`: 0 where key `j <= offset + i`, −∞ after.
+fn causal_mask(s: usize, offset: usize, dev: &Device) -> candle_core::Result<Tensor> {
+    let kv = offset + s;
+    let data: Vec<f32> = (0..s)
+        .flat_map(|i| {
+            (0..kv).map(move |j| {
+                if j > offset + i {
+                    f32::NEG_INFINITY
+                } else {
+                    0.0
+                }
+            })
+        })
+        .collect();
+    Tensor::from_vec(data, (s, kv), dev)
+}

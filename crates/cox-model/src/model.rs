@@ -1,0 +1,481 @@
+//! The assembled LLaVA model, checkpoint loading and greedy generation.
+
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device, IndexOp, Tensor};
+use candle_nn::VarBuilder;
+
+use crate::config::LlavaConfig;
+use crate::error::{Error, Result};
+use crate::hub::resolve_model_dir;
+use crate::llama::{KvCache, LlamaModel, LmOutput, Logits, ResidualCapture};
+use crate::processor::ImageProcessor;
+use crate::tokenizer::LlavaTokenizer;
+use crate::vision::ImageEncoder;
+use crate::weights::{Checkpoint, WeightLayout};
+
+/// LLaVA: CLIP vision tower + projector + Llama decoder.
+#[derive(Debug, Clone)]
+pub struct LlavaModel {
+    config: LlavaConfig,
+    image: ImageEncoder,
+    lm: LlamaModel,
+}
+
+/// Settings of a greedy generation.
+#[derive(Debug, Clone)]
+pub struct GenerateParams {
+    /// Upper bound on generated tokens.
+    pub max_new_tokens: usize,
+    /// Residual-stream points recorded at every position fed through the model.
+    pub capture: ResidualCapture,
+    /// Ids that stop generation (the stop token is kept in the output).
+    pub eos_token_ids: Vec<u32>,
+}
+
+/// The result of [`LlavaModel::generate`].
+#[derive(Debug, Clone)]
+pub struct GenerationOutput {
+    /// Generated ids (including a final EOS when one was produced).
+    pub generated_ids: Vec<u32>,
+    /// Whether generation ended on an EOS id.
+    pub stopped_at_eos: bool,
+    /// One `[positions, hidden]` tensor per captured point: rows are the prompt positions
+    /// followed by every generated token that was fed back (all but the last generated one).
+    pub residuals: Vec<Tensor>,
+}
+
+impl LlavaModel {
+    /// Builds the model from any [`VarBuilder`] — memory-mapped weights or a `VarMap` for
+    /// training — using the tensor names of `layout`. Only the vision layers that
+    /// `vision_feature_layer` needs are built; the LM head is the embedding matrix when
+    /// `config.tied_embeddings()`.
+    pub fn new(vb: VarBuilder, config: &LlavaConfig, layout: WeightLayout) -> Result<Self> {
+        let image = ImageEncoder::load(
+            vb.pp(layout.vision_prefix()),
+            vb.pp(layout.projector_prefix()),
+            config,
+        )?;
+        let lm = LlamaModel::load(
+            vb.pp(layout.decoder_prefix()),
+            Some(vb.pp(layout.lm_head_prefix())),
+            config.tied_embeddings(),
+            &config.text_config,
+        )?;
+        Ok(Self {
+            config: config.clone(),
+            image,
+            lm,
+        })
+    }
+
+    /// Loads `config.json` and the safetensors weights of a checkpoint directory.
+    ///
+    /// Tensor names, shapes and dtypes are checked against the configuration; a mismatch is an
+    /// error naming the tensor, the expected shape and the file. The weight files are
+    /// memory-mapped while loading and must not be modified meanwhile.
+    pub fn load_dir(dir: &Path, dtype: DType, device: &Device) -> Result<Self> {
+        let cfg_path = dir.join("config.json");
+        if !cfg_path.is_file() {
+            return Err(Error::MissingFile {
+                path: cfg_path,
+                hint: "not a Hugging Face checkpoint directory".into(),
+            });
+        }
+        let mut config = LlavaConfig::from_file(&cfg_path)?;
+        let ckpt = Checkpoint::open(dir)?;
+        let layout = ckpt.layout();
+        check_layer_counts(&ckpt, &config, &cfg_path)?;
+        let head = format!("{}.weight", layout.lm_head_prefix());
+        if !config.tied_embeddings() && !ckpt.contains(&head) {
+            tracing::info!("{head} absent: tying the LM head to the token embeddings");
+            config.tie_word_embeddings = Some(true);
+        }
+        let (vb, slot) = ckpt.var_builder(dtype, device);
+        Self::new(vb, &config, layout).map_err(|e| match e {
+            Error::Candle(c) => slot.refine(c),
+            e => e,
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &LlavaConfig {
+        &self.config
+    }
+
+    /// The image side (vision tower + projector).
+    pub fn image_encoder(&self) -> &ImageEncoder {
+        &self.image
+    }
+
+    /// The Llama decoder.
+    pub fn language_model(&self) -> &LlamaModel {
+        &self.lm
+    }
+
+    /// The unembedding matrix `W_U`, `[vocab, hidden]`: `logits = W_U · u`.
+    pub fn lm_head(&self) -> &Tensor {
+        self.lm.lm_head()
+    }
+
+    /// The device.
+    pub fn device(&self) -> &Device {
+        self.lm.device()
+    }
+
+    /// The compute dtype.
+    pub fn dtype(&self) -> DType {
+        self.lm.dtype()
+    }
+
+    /// Projected image features for `pixel_values` `[batch, 3, H, W]`:
+    /// `[batch, image_seq_length, text hidden]`.
+    pub fn encode_images(&self, pixel_values: &Tensor) -> Result<Tensor> {
+        self.image.encode(pixel_values)
+    }
+
+    /// Input embeddings for token ids `[batch, seq]` whose image-token positions are replaced,
+    /// in order, by the rows of `image_features` `[batch, n, hidden]` (row `b` fills the image
+    /// positions of sequence `b`, which must number exactly `n`). Differentiable in both the
+    /// embeddings and the features.
+    pub fn embed_multimodal(
+        &self,
+        ids: &Tensor,
+        image_features: Option<&Tensor>,
+    ) -> Result<Tensor> {
+        let (b, s) = ids.dims2()?;
+        let embeds = self.lm.embed(ids)?;
+        let ids_v: Vec<Vec<u32>> = ids.to_dtype(DType::U32)?.to_vec2()?;
+        let img = self.config.image_token_index;
+        let counts: Vec<usize> = ids_v
+            .iter()
+            .map(|r| r.iter().filter(|&&i| i == img).count())
+            .collect();
+        let Some(feats) = image_features else {
+            if counts.iter().any(|&c| c > 0) {
+                return Err(Error::Input(
+                    "the ids contain image tokens but no image features were given".into(),
+                ));
+            }
+            return Ok(embeds);
+        };
+        let (fb, n, fh) = feats.dims3()?;
+        if fb != b || fh != self.config.text_config.hidden_size {
+            return Err(Error::Input(format!(
+                "image features have shape [{fb}, {n}, {fh}], expected [{b}, n, {}]",
+                self.config.text_config.hidden_size
+            )));
+        }
+        let feats = feats.to_dtype(embeds.dtype())?;
+        let mut rows = Vec::with_capacity(b);
+        for (r, row) in ids_v.iter().enumerate() {
+            if counts[r] != n {
+                return Err(Error::Input(format!(
+                    "sequence {r} has {} image-token positions but {n} image features were given \
+                     (image_seq_length = {})",
+                    counts[r], self.config.image_seq_length
+                )));
+            }
+            let mut k = 0u32;
+            let idx: Vec<u32> = row
+                .iter()
+                .enumerate()
+                .map(|(i, &t)| {
+                    if t == img {
+                        k += 1;
+                        s as u32 + k - 1
+                    } else {
+                        i as u32
+                    }
+                })
+                .collect();
+            let pool = Tensor::cat(&[embeds.i(r)?, feats.i(r)?], 0)?;
+            let idx = Tensor::from_vec(idx, s, embeds.device())?;
+            rows.push(pool.index_select(&idx, 0)?);
+        }
+        Ok(Tensor::stack(&rows, 0)?)
+    }
+
+    /// Runs the decoder on a full sequence (no cache) and returns logits and captured states.
+    pub fn forward(
+        &self,
+        ids: &Tensor,
+        image_features: Option<&Tensor>,
+        capture: &ResidualCapture,
+        logits: Logits,
+    ) -> Result<LmOutput> {
+        let embeds = self.embed_multimodal(ids, image_features)?;
+        self.lm.forward_embeds(&embeds, None, capture, logits)
+    }
+
+    /// Greedy decoding with a KV cache from prompt embeddings `[1, seq, hidden]`.
+    pub fn generate(
+        &self,
+        prompt_embeds: &Tensor,
+        params: &GenerateParams,
+    ) -> Result<GenerationOutput> {
+        let (b, _s, _h) = prompt_embeds.dims3()?;
+        if b != 1 {
+            return Err(Error::Input(format!(
+                "generation takes one sequence, got a batch of {b}"
+            )));
+        }
+        let mut cache = KvCache::new(self.lm.num_layers());
+        let mut states: Vec<Vec<Tensor>> = vec![Vec::new(); params.capture.layers.len()];
+        let mut generated = Vec::new();
+        let mut stopped = false;
+        let mut input = prompt_embeds.clone();
+        for step in 0..params.max_new_tokens {
+            let out =
+                self.lm
+                    .forward_embeds(&input, Some(&mut cache), &params.capture, Logits::Last)?;
+            for (acc, t) in states.iter_mut().zip(out.captured) {
+                acc.push(t.squeeze(0)?);
+            }
+            let logits = out
+                .logits
+                .ok_or_else(|| Error::Input("internal: no logits".into()))?
+                .flatten_all()?;
+            let next = logits.argmax(0)?.to_scalar::<u32>()?;
+            generated.push(next);
+            if params.eos_token_ids.contains(&next) {
+                stopped = true;
+                break;
+            }
+            if step + 1 < params.max_new_tokens {
+                input = self.lm.embed(&Tensor::new(&[[next]], self.device())?)?;
+            }
+        }
+        let residuals = states
+            .into_iter()
+            .map(|parts| Tensor::cat(&parts, 0).map_err(Error::from))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(GenerationOutput {
+            generated_ids: generated,
+            stopped_at_eos: stopped,
+            residuals,
+        })
+    }
+}
+
+fn check_layer_counts(ckpt: &Checkpoint, config: &LlavaConfig, cfg_path: &Path) -> Result<()> {
+    let layout = ckpt.layout();
+    let n = config.text_config.num_hidden_layers;
+    let extra = format!(
+        "{}.layers.{n}.input_layernorm.weight",
+        layout.decoder_prefix()
+    );
+    if ckpt.contains(&extra) {
+        return Err(Error::config(
+            Some(cfg_path.to_path_buf()),
+            format!(
+                "text_config.num_hidden_layers is {n} but the checkpoint has a tensor {extra:?} \
+                 (config.json and the weights disagree)"
+            ),
+        ));
+    }
+    let n = config.vision_config.num_hidden_layers;
+    let extra = format!(
+        "{}.encoder.layers.{n}.layer_norm1.weight",
+        layout.vision_prefix()
+    );
+    if ckpt.contains(&extra) {
+        return Err(Error::config(
+            Some(cfg_path.to_path_buf()),
+            format!(
+                "vision_config.num_hidden_layers is {n} but the checkpoint has a tensor {extra:?} \
+                 (config.json and the weights disagree)"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Options of [`Llava::load`].
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    /// Compute dtype (weights are converted on load). Default f32.
+    pub dtype: DType,
+    /// Device. Default CPU.
+    pub device: Device,
+    /// Images above this many pixels are rejected. Default 100 Mpx.
+    pub max_image_pixels: u64,
+    /// Hub cache to search for `ORG/NAME` ids (default: the standard HF cache location).
+    pub hub_cache: Option<PathBuf>,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        Self {
+            dtype: DType::F32,
+            device: Device::Cpu,
+            max_image_pixels: 100_000_000,
+            hub_cache: None,
+        }
+    }
+}
+
+/// A prompt ready for the decoder.
+#[derive(Debug, Clone)]
+pub struct PreparedInput {
+    /// Token ids with each `<image>` expanded to `image_seq_length` image-token positions.
+    pub ids: Vec<u32>,
+    /// Input embeddings `[1, ids.len(), hidden]` (image positions hold the image features).
+    pub embeds: Tensor,
+}
+
+/// The result of [`Llava::generate`].
+#[derive(Debug, Clone)]
+pub struct Generation {
+    /// The prompt ids (image positions expanded).
+    pub prompt_ids: Vec<u32>,
+    /// Generated ids (including a final EOS when one was produced).
+    pub generated_ids: Vec<u32>,
+    /// The generated text, special tokens skipped.
+    pub text: String,
+    /// Whether generation ended on an EOS id.
+    pub stopped_at_eos: bool,
+    /// Captured residual stream, one `[positions, hidden]` tensor per requested point; rows
+    /// `0..prompt_ids.len()` are the prompt, then each generated token that was fed back.
+    pub residuals: Vec<Tensor>,
+}
+
+/// A loaded checkpoint: model, tokenizer and image processor.
+#[derive(Debug, Clone)]
+pub struct Llava {
+    /// The network.
+    pub model: LlavaModel,
+    /// Tokenizer, special tokens and prompt format.
+    pub tokenizer: LlavaTokenizer,
+    /// Image preprocessing.
+    pub processor: ImageProcessor,
+    /// The checkpoint directory.
+    pub dir: PathBuf,
+}
+
+impl Llava {
+    /// Loads a checkpoint from a directory or a hub id present in the local HF cache.
+    pub fn load(model_id: &str, opts: &LoadOptions) -> Result<Self> {
+        let dir = resolve_model_dir(model_id, opts.hub_cache.as_deref())?;
+        let model = LlavaModel::load_dir(&dir, opts.dtype, &opts.device)?;
+        let tokenizer = LlavaTokenizer::from_model_dir(&dir, model.config())?;
+        let processor =
+            ImageProcessor::from_model_dir(&dir)?.with_max_pixels(opts.max_image_pixels);
+        let v = &model.config().vision_config;
+        let (ch, cw) = processor
+            .config
+            .output_size(v.image_size as u32, v.image_size as u32);
+        if processor.config.do_center_crop
+            && (ch as usize, cw as usize) != (v.image_size, v.image_size)
+        {
+            return Err(Error::config(
+                Some(dir.join("preprocessor_config.json")),
+                format!(
+                    "crop_size {ch}×{cw} does not match vision_config.image_size {}",
+                    v.image_size
+                ),
+            ));
+        }
+        Ok(Self {
+            model,
+            tokenizer,
+            processor,
+            dir,
+        })
+    }
+
+    /// Decodes and preprocesses an image file into pixel values `[1, 3, H, W]`.
+    pub fn load_pixels(&self, path: impl AsRef<Path>) -> Result<Tensor> {
+        let t = self.processor.preprocess_path(path, self.model.device())?;
+        let v = &self.model.config().vision_config;
+        let (_, _, h, w) = t.dims4()?;
+        if (h, w) != (v.image_size, v.image_size) {
+            return Err(Error::Input(format!(
+                "preprocessing yields {h}×{w} pixels but the vision tower takes {0}×{0}; \
+                 preprocessor_config.json disagrees with config.json",
+                v.image_size
+            )));
+        }
+        Ok(t)
+    }
+
+    /// Renders `prompt` with the chat format (with an `<image>` slot when `pixel_values` is
+    /// given), tokenizes it and builds the input embeddings.
+    pub fn prepare(&self, prompt: &str, pixel_values: Option<&Tensor>) -> Result<PreparedInput> {
+        let text = self.tokenizer.render_prompt(prompt, pixel_values.is_some());
+        self.prepare_raw(&text, pixel_values)
+    }
+
+    /// Like [`Self::prepare`] but `text` is used verbatim (it must contain one `<image>` per
+    /// image when `pixel_values` is given).
+    pub fn prepare_raw(&self, text: &str, pixel_values: Option<&Tensor>) -> Result<PreparedInput> {
+        let ids = self.tokenizer.encode(text)?;
+        let n_img = ids
+            .iter()
+            .filter(|&&i| i == self.tokenizer.image_token_id)
+            .count();
+        let expected = usize::from(pixel_values.is_some());
+        if n_img != expected {
+            return Err(Error::Input(format!(
+                "the prompt has {n_img} <image> tokens but {expected} image(s) were given"
+            )));
+        }
+        let ids = self
+            .tokenizer
+            .expand_image_tokens(&ids, self.model.config().image_seq_length);
+        let feats = match pixel_values {
+            Some(p) => Some(self.model.encode_images(p)?),
+            None => None,
+        };
+        let id_t = Tensor::new(ids.as_slice(), self.model.device())?.unsqueeze(0)?;
+        let embeds = self.model.embed_multimodal(&id_t, feats.as_ref())?;
+        Ok(PreparedInput { ids, embeds })
+    }
+
+    /// One full forward pass over a prepared input.
+    pub fn forward(
+        &self,
+        input: &PreparedInput,
+        capture: &ResidualCapture,
+        logits: Logits,
+    ) -> Result<LmOutput> {
+        self.model
+            .language_model()
+            .forward_embeds(&input.embeds, None, capture, logits)
+    }
+
+    /// Greedy generation with a KV cache; stops at EOS or after `max_new_tokens`.
+    pub fn generate(
+        &self,
+        input: &PreparedInput,
+        max_new_tokens: usize,
+        capture: &ResidualCapture,
+    ) -> Result<Generation> {
+        let params = GenerateParams {
+            max_new_tokens,
+            capture: capture.clone(),
+            eos_token_ids: self.tokenizer.eos_token_ids.clone(),
+        };
+        let out = self.model.generate(&input.embeds, &params)?;
+        let text = self.tokenizer.decode(&out.generated_ids)?;
+        Ok(Generation {
+            prompt_ids: input.ids.clone(),
+            generated_ids: out.generated_ids,
+            text: text.trim().to_string(),
+            stopped_at_eos: out.stopped_at_eos,
+            residuals: out.residuals,
+        })
+    }
+
+    /// Captions an image file with a prompt (convenience for examples).
+    pub fn caption(
+        &self,
+        image: impl AsRef<Path>,
+        prompt: &str,
+        max_new_tokens: usize,
+    ) -> Result<Generation> {
+        let pixels = self.load_pixels(image)?;
+        let input = self.prepare(prompt, Some(&pixels))?;
+        self.generate(&input, max_new_tokens, &ResidualCapture::none())
+    }
+}

@@ -1,0 +1,172 @@
+//! Building blocks shared by the vision tower and the decoder.
+//!
+//! candle's fused kernels for RMSNorm, LayerNorm, softmax and RoPE have no backward pass
+//! (`apply_op*_no_bwd`, or an error on backward), so a model built on them silently stops
+//! gradients. Every block here therefore picks its implementation per call: when any input
+//! takes part in autograd (`Tensor::track_op`, true for `Var`s from a `VarMap` and everything
+//! computed from them) it composes differentiable primitive ops; otherwise (weights
+//! memory-mapped from disk) it uses the fused kernel. Both paths compute the same function.
+
+use candle_core::{DType, Module, Tensor, D};
+use candle_nn::VarBuilder;
+
+use crate::config::Activation;
+
+/// Whether any of `ts` takes part in autograd.
+pub(crate) fn tracks(ts: &[&Tensor]) -> bool {
+    ts.iter().any(|t| t.track_op())
+}
+
+/// A dense layer `y = x Wᵀ + b` with HF's `[out, in]` weight layout.
+#[derive(Debug, Clone)]
+pub struct Linear {
+    weight: Tensor,
+    bias: Option<Tensor>,
+}
+
+impl Linear {
+    /// Loads `weight` (and `bias` when `bias` is true) under `vb`.
+    pub fn load(
+        vb: VarBuilder,
+        in_dim: usize,
+        out_dim: usize,
+        bias: bool,
+    ) -> candle_core::Result<Self> {
+        let weight = vb.get((out_dim, in_dim), "weight")?;
+        let bias = if bias {
+            Some(vb.get(out_dim, "bias")?)
+        } else {
+            None
+        };
+        Ok(Self { weight, bias })
+    }
+
+    /// The `[out, in]` weight matrix.
+    pub fn weight(&self) -> &Tensor {
+        &self.weight
+    }
+}
+
+impl Module for Linear {
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let dims = x.dims();
+        let in_dim = dims[dims.len() - 1];
+        let rows = x.elem_count() / in_dim.max(1);
+        let x2 = x.reshape((rows, in_dim))?;
+        let mut y = x2.matmul(&self.weight.t()?)?;
+        if let Some(b) = &self.bias {
+            y = y.broadcast_add(b)?;
+        }
+        let mut out_dims = dims.to_vec();
+        *out_dims.last_mut().expect("x has at least one dimension") = self.weight.dim(0)?;
+        y.reshape(out_dims)
+    }
+}
+
+/// Llama's RMSNorm: `x / sqrt(mean(x²) + eps) * w`, computed in f32.
+#[derive(Debug, Clone)]
+pub struct RmsNorm {
+    weight: Tensor,
+    eps: f64,
+}
+
+impl RmsNorm {
+    /// Loads `weight` under `vb`.
+    pub fn load(vb: VarBuilder, dim: usize, eps: f64) -> candle_core::Result<Self> {
+        Ok(Self {
+            weight: vb.get(dim, "weight")?,
+            eps,
+        })
+    }
+}
+
+impl Module for RmsNorm {
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        if tracks(&[x, &self.weight]) {
+            let dtype = x.dtype();
+            let xf = x.to_dtype(DType::F32)?;
+            let ms = xf.sqr()?.mean_keepdim(D::Minus1)?;
+            let normed = xf.broadcast_div(&(ms + self.eps)?.sqrt()?)?;
+            normed.to_dtype(dtype)?.broadcast_mul(&self.weight)
+        } else {
+            candle_nn::ops::rms_norm(&x.contiguous()?, &self.weight, self.eps as f32)
+        }
+    }
+}
+
+/// LayerNorm with weight and bias, statistics in f32.
+#[derive(Debug, Clone)]
+pub struct LayerNorm {
+    weight: Tensor,
+    bias: Tensor,
+    eps: f64,
+}
+
+impl LayerNorm {
+    /// Loads `weight` and `bias` under `vb`.
+    pub fn load(vb: VarBuilder, dim: usize, eps: f64) -> candle_core::Result<Self> {
+        Ok(Self {
+            weight: vb.get(dim, "weight")?,
+            bias: vb.get(dim, "bias")?,
+            eps,
+        })
+    }
+}
+
+impl Module for LayerNorm {
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        if tracks(&[x, &self.weight, &self.bias]) {
+            let dtype = x.dtype();
+            let xf = x.to_dtype(DType::F32)?;
+            let centred = xf.broadcast_sub(&xf.mean_keepdim(D::Minus1)?)?;
+            let var = centred.sqr()?.mean_keepdim(D::Minus1)?;
+            let normed = centred.broadcast_div(&(var + self.eps)?.sqrt()?)?;
+            normed
+                .to_dtype(dtype)?
+                .broadcast_mul(&self.weight)?
+                .broadcast_add(&self.bias)
+        } else {
+            candle_nn::ops::layer_norm(&x.contiguous()?, &self.weight, &self.bias, self.eps as f32)
+        }
+    }
+}
+
+/// Softmax over the last dimension.
+pub(crate) fn softmax_last(x: &Tensor) -> candle_core::Result<Tensor> {
+    if x.track_op() {
+        // Subtracting a detached max leaves the function (and its gradient) unchanged.
+        let max = x.max_keepdim(D::Minus1)?.detach();
+        let e = x.broadcast_sub(&max)?.exp()?;
+        e.broadcast_div(&e.sum_keepdim(D::Minus1)?)
+    } else {
+        candle_nn::ops::softmax_last_dim(&x.contiguous()?)
+    }
+}
+
+/// Applies an activation function.
+pub(crate) fn activate(act: Activation, x: &Tensor) -> candle_core::Result<Tensor> {
+    match act {
+        Activation::QuickGelu => x * candle_nn::ops::sigmoid(&(x * 1.702)?)?,
+        Activation::Gelu => x.gelu_erf(),
+        Activation::GeluTanh => x.gelu(),
+        Activation::Silu => x.silu(),
+        Activation::Relu => x.relu(),
+    }
+}
+
+/// Rotary embedding in the "rotate half" (non-interleaved) convention used by HF Llama.
+///
+/// `x` is `[batch, heads, seq, head_dim]`; `cos`/`sin` are `[seq, head_dim / 2]`.
+pub(crate) fn rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> candle_core::Result<Tensor> {
+    if tracks(&[x]) {
+        let half = x.dim(D::Minus1)? / 2;
+        let cos = Tensor::cat(&[cos, cos], D::Minus1)?;
+        let sin = Tensor::cat(&[sin, sin], D::Minus1)?;
+        let x1 = x.narrow(D::Minus1, 0, half)?;
+        let x2 = x.narrow(D::Minus1, half, half)?;
+        let rotated = Tensor::cat(&[&x2.neg()?, &x1], D::Minus1)?;
+        x.broadcast_mul(&cos)? + rotated.broadcast_mul(&sin)?
+    } else {
+        candle_nn::rotary_emb::rope(&x.contiguous()?, cos, sin)
+    }
+}
