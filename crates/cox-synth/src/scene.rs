@@ -219,54 +219,67 @@ pub fn sample_factors<R: Rng>(cfg: &SynthConfig, rng: &mut R) -> SceneFactors {
         cells.swap(i, j);
     }
 
-    let mut objects: Vec<ObjectFactors> = Vec::with_capacity(n);
-    for &cell in &cells[..n] {
-        let (col, row) = (cell % 3, cell / 3);
-        let shape = Shape::ALL[rng.random_range(0..Shape::ALL.len())];
-        let colour = Colour::ALL[rng.random_range(0..Colour::ALL.len())];
-        let size = Size::ALL[rng.random_range(0..Size::ALL.len())];
-        let radius = size.radius_fraction() * s;
-        let cell_side = s / 3.0;
-        let base = [
-            (col as f32 + 0.5) * cell_side,
-            (row as f32 + 0.5) * cell_side,
-        ];
-        // The centre stays strictly inside its cell (so the position word is exact) and the object inside
-        // the image; rejection sampling keeps objects in neighbouring cells apart (a pixel between their
-        // shapes), with the unjittered cell centre as the fallback (never reached in practice).
-        let jitter = (cell_side / 2.0 - 0.85 * radius).clamp(0.0, cell_side / 2.0 - 0.5);
-        let fits = |c: [f32; 2]| {
-            objects.iter().all(|o| {
-                let d = ((o.centre[0] - c[0]).powi(2) + (o.centre[1] - c[1]).powi(2)).sqrt();
-                d >= o.radius + radius + 1.0
-            })
-        };
-        let mut centre = [
-            clamp_inside(base[0], radius, s),
-            clamp_inside(base[1], radius, s),
-        ];
-        for _ in 0..64 {
-            let c = [
-                clamp_inside(base[0] + rng.random_range(-1.0..=1.0) * jitter, radius, s),
-                clamp_inside(base[1] + rng.random_range(-1.0..=1.0) * jitter, radius, s),
+    // All categorical factors first, so that they never depend on how many layout attempts were needed.
+    let mut objects: Vec<ObjectFactors> = cells[..n]
+        .iter()
+        .map(|&cell| {
+            let shape = Shape::ALL[rng.random_range(0..Shape::ALL.len())];
+            let colour = Colour::ALL[rng.random_range(0..Colour::ALL.len())];
+            let size = Size::ALL[rng.random_range(0..Size::ALL.len())];
+            let (col, row) = (cell % 3, cell / 3);
+            let cell_side = s / 3.0;
+            let radius = size.radius_fraction() * s;
+            let base = [
+                (col as f32 + 0.5) * cell_side,
+                (row as f32 + 0.5) * cell_side,
             ];
-            if fits(c) {
-                centre = c;
-                break;
+            ObjectFactors {
+                shape,
+                colour,
+                size,
+                position: Position::ALL[col],
+                row: Row::ALL[row],
+                centre: base.map(|v| clamp_inside(v, radius, s)),
+                radius,
             }
-        }
-        objects.push(ObjectFactors {
-            shape,
-            colour,
-            size,
-            position: Position::ALL[col],
-            row: Row::ALL[row],
-            centre,
-            radius,
-        });
-    }
+        })
+        .collect();
     let background = Background::ALL[rng.random_range(0..Background::ALL.len())];
     let texture = Texture::ALL[rng.random_range(0..Texture::ALL.len())];
+
+    // Layout by rejection sampling: every centre is jittered inside its own cell (so the position and row
+    // words stay exact) and kept inside the image; a layout is accepted when all shapes are at least
+    // `GAP_PX` apart (their circumscribed discs, so the outlines barely touch at worst). If no layout is
+    // accepted, the unjittered cell centres already set above stay, which are always at least half a pixel
+    // apart because two radii are below a third of the side.
+    let cell_side = s / 3.0;
+    const GAP_PX: f32 = 1.0;
+    for _ in 0..MAX_LAYOUT_ATTEMPTS {
+        let centres: Vec<[f32; 2]> = objects
+            .iter()
+            .map(|o| {
+                let base = [
+                    (o.position.column() as f32 + 0.5) * cell_side,
+                    (o.row.index() as f32 + 0.5) * cell_side,
+                ];
+                let jitter = (cell_side / 2.0 - 0.85 * o.radius).clamp(0.0, cell_side / 2.0 - 0.5);
+                base.map(|v| clamp_inside(v + rng.random_range(-1.0..=1.0) * jitter, o.radius, s))
+            })
+            .collect();
+        let apart = (0..n).all(|i| {
+            (i + 1..n).all(|j| {
+                let (a, b) = (centres[i], centres[j]);
+                let d = ((a[0] - b[0]).powi(2) + (a[1] - b[1]).powi(2)).sqrt();
+                d >= objects[i].radius + objects[j].radius + GAP_PX
+            })
+        });
+        if apart {
+            for (o, c) in objects.iter_mut().zip(centres) {
+                o.centre = c;
+            }
+            break;
+        }
+    }
     SceneFactors {
         image_size: cfg.image_size,
         background,
@@ -275,9 +288,13 @@ pub fn sample_factors<R: Rng>(cfg: &SynthConfig, rng: &mut R) -> SceneFactors {
     }
 }
 
-/// Keeps a centre far enough from the border that the object (and its outline) stays inside.
+/// Whole-layout rejection-sampling attempts before falling back to the unjittered cell centres.
+const MAX_LAYOUT_ATTEMPTS: usize = 200;
+
+/// Keeps a centre far enough from the border that the object stays inside (its outline may lose half a
+/// pixel at the border).
 fn clamp_inside(v: f32, radius: f32, side: f32) -> f32 {
-    let lo = (radius + 1.0).min(side / 2.0);
+    let lo = (radius + 0.5).min(side / 2.0);
     v.clamp(lo, side - lo)
 }
 
