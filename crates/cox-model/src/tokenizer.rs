@@ -65,8 +65,11 @@ fn token_str(v: Option<&serde_json::Value>) -> Option<String> {
     })
 }
 
+/// Recognises the LLaVA-1.5 templates: the llava-hf one upper-cases the role name
+/// (`message['role'].upper() + ': '`), older ones spell `USER: ` out; both end the prompt
+/// with `ASSISTANT:`.
 fn is_llava15_template(t: &str) -> bool {
-    t.contains("USER") && t.contains("ASSISTANT:")
+    t.contains("ASSISTANT:") && (t.contains("USER") || t.contains(".upper()"))
 }
 
 impl LlavaTokenizer {
