@@ -182,6 +182,8 @@ fn every_noun_phrase_in_every_caption_matches_an_object() {
 fn every_caption_word_is_in_the_vocabulary() {
     let vocab = vocabulary();
     assert!(vocab.windows(2).all(|w| w[0] < w[1]), "sorted, unique");
+    // 25 factor words + 20 function words; the tiny model's tokenizer is built from this list.
+    assert_eq!(vocab.len(), 45, "{vocab:?}");
     assert!(vocab
         .iter()
         .all(|w| !w.is_empty() && w.chars().all(|c| c.is_ascii_lowercase())));
