@@ -4,7 +4,7 @@ use faer::linalg::matmul::matmul;
 use faer::{Accum, MatMut, MatRef, Par};
 use rayon::prelude::*;
 
-use crate::kernels::{gram_cols, sweep};
+use crate::kernels::{gram_cols, gram_times, sweep};
 use crate::{EncodeParams, Error, Real, Result, SamplesRef};
 
 /// A dictionary of `K` concept vectors `u_k ∈ R^B` (the rows of scikit-learn's `components_`, the
@@ -103,6 +103,15 @@ impl<T: Real> Dictionary<T> {
     /// assert!((codes[0] - 2.0).abs() < 1e-12 && codes[1] == 0.0);
     /// ```
     pub fn encode(&self, x: SamplesRef<'_, T>, params: &EncodeParams, par: Par) -> Result<Vec<T>> {
+        T::dispatch_encode(self, x, params, par)
+    }
+
+    pub(crate) fn encode_generic(
+        &self,
+        x: SamplesRef<'_, T>,
+        params: &EncodeParams,
+        par: Par,
+    ) -> Result<Vec<T>> {
         if x.n_features() != self.n_features {
             return Err(Error::FeatureMismatch {
                 dict: self.n_features,
@@ -141,9 +150,14 @@ impl<T: Real> Dictionary<T> {
                 T::from_f64(1.0),
                 Par::Seq,
             );
+            let mut r = vec![T::from_f64(0.0); k];
             for (z, b) in zb.chunks_exact_mut(k).zip(bmat.chunks_exact(k)) {
-                for _ in 0..params.max_sweeps {
-                    let (delta, max_abs) = sweep(z, b, &g, alpha);
+                for sweep_no in 0..params.max_sweeps {
+                    // Refresh r = G z now and then so that rounding in its updates cannot build up.
+                    if sweep_no % 64 == 0 {
+                        gram_times(z, &g, &mut r);
+                    }
+                    let (delta, max_abs) = sweep(z, b, &g, &mut r, alpha);
                     if delta <= tol * max_abs || max_abs == T::from_f64(0.0) {
                         break;
                     }

@@ -11,8 +11,9 @@ use rand_distr::{Distribution, Normal, StandardNormal};
 use rayon::prelude::*;
 
 use crate::dictionary::default_block_rows;
-use crate::kernels::{add_gram_rows, dot_f64, gram_cols, sweep};
-use crate::{top_k_svd, Dictionary, Error, Init, Real, Result, SamplesRef, ValidParams};
+use crate::kernels::{add_gram_rows, dot_f64, gram_cols, gram_times, sweep};
+use crate::svd::top_k_svd_generic;
+use crate::{Dictionary, Error, Init, Real, Result, SamplesRef, ValidParams};
 
 /// Namespace for the solver's entry point: `SemiNmf::params()` starts the builder.
 ///
@@ -115,6 +116,10 @@ impl ValidParams {
     /// # Errors
     /// Empty data, a NaN/Inf value (named by sample and feature), `K > M`, or a non-finite objective.
     pub fn fit<T: Real>(&self, x: SamplesRef<'_, T>, par: Par) -> Result<Fit<T>> {
+        T::dispatch_fit(self, x, par)
+    }
+
+    pub(crate) fn fit_generic<T: Real>(&self, x: SamplesRef<'_, T>, par: Par) -> Result<Fit<T>> {
         let p = &self.0;
         let (m, b) = (x.n_samples(), x.n_features());
         if m == 0 || b == 0 {
@@ -223,6 +228,7 @@ fn fused_pass<T: Real>(
         let mut sums = PassSums::<T>::zeros(b, k);
         let g0 = gi * group_rows;
         let mut bmat = vec![T::from_f64(0.0); bs * k];
+        let mut r = vec![T::from_f64(0.0); k];
         for (bi, zb) in zg.chunks_mut(bs * k).enumerate() {
             let r0 = g0 + bi * bs;
             let mb = zb.len() / k;
@@ -240,8 +246,12 @@ fn fused_pass<T: Real>(
             sums.l1_old += zb.iter().map(|v| v.to_f64()).sum::<f64>();
             add_gram_rows(zb, k, &mut sums.a_old);
             for (z, bb) in zb.chunks_exact_mut(k).zip(bm.chunks_exact(k)) {
+                gram_times(z, g, &mut r);
                 for _ in 0..sweeps {
-                    sweep(z, bb, g, alpha);
+                    // A sweep that moves nothing is a fixed point: the remaining sweeps would too.
+                    if sweep(z, bb, g, &mut r, alpha).0 == T::from_f64(0.0) {
+                        break;
+                    }
                 }
             }
             sums.inner_new += dot_f64(zb, bm);
@@ -294,7 +304,7 @@ fn fit_once<T: Real>(
     let mut codes = vec![T::from_f64(0.0); m * k];
     match p.init {
         Init::Svd(method) => {
-            let svd = top_k_svd(x, k, method, rng.random(), par)?;
+            let svd = top_k_svd_generic(x, k, method, rng.random(), par)?;
             for c in 0..svd.s.len() {
                 for i in 0..m {
                     codes[i * k + c] = svd.u[(i, c)];

@@ -25,6 +25,15 @@ pub fn kkt_report<T: Real>(
     codes: &[T],
     alpha: f64,
 ) -> Result<KktReport> {
+    T::dispatch_kkt(x, dict, codes, alpha)
+}
+
+pub(crate) fn kkt_report_generic<T: Real>(
+    x: SamplesRef<'_, T>,
+    dict: &Dictionary<T>,
+    codes: &[T],
+    alpha: f64,
+) -> Result<KktReport> {
     let (m, b, k) = (x.n_samples(), x.n_features(), dict.k());
     if b != dict.n_features() {
         return Err(Error::FeatureMismatch {

@@ -2,6 +2,18 @@
 
 use std::fmt::{Debug, Display};
 
+use faer::Par;
+
+use crate::{
+    Dictionary, EncodeParams, Fit, KktReport, Result, SamplesRef, SvdMethod, TopSvd, ValidParams,
+};
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for f32 {}
+    impl Sealed for f64 {}
+}
+
 /// A real floating-point scalar the solver can run in: `f32` (the reference's precision, the default)
 /// or `f64` (for exact tests). Objective values and norms are always accumulated in `f64`.
 pub trait Real:
@@ -26,6 +38,30 @@ pub trait Real:
     fn abs_val(self) -> Self;
     /// Square root.
     fn sqrt_val(self) -> Self;
+    #[doc(hidden)]
+    fn dispatch_fit(p: &ValidParams, x: SamplesRef<'_, Self>, par: Par) -> Result<Fit<Self>>;
+    #[doc(hidden)]
+    fn dispatch_encode(
+        d: &Dictionary<Self>,
+        x: SamplesRef<'_, Self>,
+        p: &EncodeParams,
+        par: Par,
+    ) -> Result<Vec<Self>>;
+    #[doc(hidden)]
+    fn dispatch_svd(
+        x: SamplesRef<'_, Self>,
+        k: usize,
+        method: SvdMethod,
+        seed: u64,
+        par: Par,
+    ) -> Result<TopSvd<Self>>;
+    #[doc(hidden)]
+    fn dispatch_kkt(
+        x: SamplesRef<'_, Self>,
+        d: &Dictionary<Self>,
+        codes: &[Self],
+        alpha: f64,
+    ) -> Result<KktReport>;
     /// The larger of `self` and `other` (NaN-free inputs assumed).
     fn max_val(self, other: Self) -> Self {
         if self >= other {
@@ -37,6 +73,34 @@ pub trait Real:
 }
 
 impl Real for f32 {
+    fn dispatch_fit(p: &ValidParams, x: SamplesRef<'_, Self>, par: Par) -> Result<Fit<Self>> {
+        p.fit_generic(x, par)
+    }
+    fn dispatch_encode(
+        d: &Dictionary<Self>,
+        x: SamplesRef<'_, Self>,
+        p: &EncodeParams,
+        par: Par,
+    ) -> Result<Vec<Self>> {
+        d.encode_generic(x, p, par)
+    }
+    fn dispatch_svd(
+        x: SamplesRef<'_, Self>,
+        k: usize,
+        method: SvdMethod,
+        seed: u64,
+        par: Par,
+    ) -> Result<TopSvd<Self>> {
+        crate::svd::top_k_svd_generic(x, k, method, seed, par)
+    }
+    fn dispatch_kkt(
+        x: SamplesRef<'_, Self>,
+        d: &Dictionary<Self>,
+        codes: &[Self],
+        alpha: f64,
+    ) -> Result<KktReport> {
+        crate::kkt::kkt_report_generic(x, d, codes, alpha)
+    }
     #[inline]
     fn abs_val(self) -> Self {
         self.abs()
@@ -60,6 +124,34 @@ impl Real for f32 {
 }
 
 impl Real for f64 {
+    fn dispatch_fit(p: &ValidParams, x: SamplesRef<'_, Self>, par: Par) -> Result<Fit<Self>> {
+        p.fit_generic(x, par)
+    }
+    fn dispatch_encode(
+        d: &Dictionary<Self>,
+        x: SamplesRef<'_, Self>,
+        p: &EncodeParams,
+        par: Par,
+    ) -> Result<Vec<Self>> {
+        d.encode_generic(x, p, par)
+    }
+    fn dispatch_svd(
+        x: SamplesRef<'_, Self>,
+        k: usize,
+        method: SvdMethod,
+        seed: u64,
+        par: Par,
+    ) -> Result<TopSvd<Self>> {
+        crate::svd::top_k_svd_generic(x, k, method, seed, par)
+    }
+    fn dispatch_kkt(
+        x: SamplesRef<'_, Self>,
+        d: &Dictionary<Self>,
+        codes: &[Self],
+        alpha: f64,
+    ) -> Result<KktReport> {
+        crate::kkt::kkt_report_generic(x, d, codes, alpha)
+    }
     #[inline]
     fn abs_val(self) -> Self {
         self.abs()

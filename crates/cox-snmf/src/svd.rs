@@ -42,6 +42,16 @@ pub fn top_k_svd<T: Real>(
     seed: u64,
     par: Par,
 ) -> Result<TopSvd<T>> {
+    T::dispatch_svd(x, k, method, seed, par)
+}
+
+pub(crate) fn top_k_svd_generic<T: Real>(
+    x: SamplesRef<'_, T>,
+    k: usize,
+    method: SvdMethod,
+    seed: u64,
+    par: Par,
+) -> Result<TopSvd<T>> {
     let (m, b) = (x.n_samples(), x.n_features());
     let k = k.min(m).min(b);
     // xt is B × M (column-major view of the sample-major buffer); X = xtᵀ.
