@@ -7,7 +7,9 @@ use std::process::Command;
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 
+mod bench_model;
 mod bench_snmf;
+mod tiny_llava;
 
 #[derive(Parser)]
 #[command(name = "xtask", about = "coxlmm project automation")]
@@ -20,11 +22,17 @@ struct Cli {
 enum Cmd {
     /// Benchmark the Semi-NMF solver against scikit-learn on the same synthetic matrices.
     BenchSnmf(bench_snmf::Args),
+    /// Write a random LLaVA-1.5-format checkpoint (hub layout) for tests and examples.
+    TinyLlava(tiny_llava::Args),
+    /// Benchmark cox-model (vision, prefill, decode, peak RSS) on random tiny and mid checkpoints.
+    BenchModel(bench_model::Args),
 }
 
 fn main() -> Result<()> {
     match Cli::parse().cmd {
         Cmd::BenchSnmf(a) => bench_snmf::run(a),
+        Cmd::TinyLlava(a) => tiny_llava::run(a),
+        Cmd::BenchModel(a) => bench_model::run(a),
     }
 }
 

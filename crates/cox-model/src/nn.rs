@@ -18,9 +18,13 @@ pub(crate) fn tracks(ts: &[&Tensor]) -> bool {
 }
 
 /// A dense layer `y = x Wᵀ + b` with HF's `[out, in]` weight layout.
+///
+/// Frozen weights are stored transposed and contiguous (`[in, out]`), which candle's CPU matmul
+/// runs about 1.5× faster than the strided transpose; trainable (`Var`) weights keep a
+/// transposed view so gradients reach the variable.
 #[derive(Debug, Clone)]
 pub struct Linear {
-    weight: Tensor,
+    weight_t: Tensor,
     bias: Option<Tensor>,
 }
 
@@ -38,12 +42,17 @@ impl Linear {
         } else {
             None
         };
-        Ok(Self { weight, bias })
+        let weight_t = if weight.track_op() {
+            weight.t()?
+        } else {
+            weight.t()?.contiguous()?
+        };
+        Ok(Self { weight_t, bias })
     }
 
-    /// The `[out, in]` weight matrix.
-    pub fn weight(&self) -> &Tensor {
-        &self.weight
+    /// The `[out, in]` weight matrix (a transposed view of the stored `[in, out]` matrix).
+    pub fn weight(&self) -> candle_core::Result<Tensor> {
+        self.weight_t.t()
     }
 }
 
@@ -53,12 +62,12 @@ impl Module for Linear {
         let in_dim = dims[dims.len() - 1];
         let rows = x.elem_count() / in_dim.max(1);
         let x2 = x.reshape((rows, in_dim))?;
-        let mut y = x2.matmul(&self.weight.t()?)?;
+        let mut y = x2.matmul(&self.weight_t)?;
         if let Some(b) = &self.bias {
             y = y.broadcast_add(b)?;
         }
         let mut out_dims = dims.to_vec();
-        *out_dims.last_mut().expect("x has at least one dimension") = self.weight.dim(0)?;
+        *out_dims.last_mut().expect("x has at least one dimension") = self.weight_t.dim(1)?;
         y.reshape(out_dims)
     }
 }

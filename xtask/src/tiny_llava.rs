@@ -1,0 +1,56 @@
+//! `cargo xtask tiny-llava`: write a random LLaVA-1.5-format checkpoint (hub layout) for tests,
+//! examples and benchmarks.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use cox_model::testing::{write_tiny_llava, TinyConfig};
+
+/// The checkpoint sizes `--size` accepts.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum Size {
+    /// Vision 32 px / width 32 / 2 layers; text width 64 / 3 blocks.
+    Tiny,
+    /// Vision 224 px / width 256 / 6 layers; text width 512 / 6 blocks; ~8k vocabulary.
+    Mid,
+}
+
+impl Size {
+    /// The checkpoint shape.
+    pub fn config(self) -> TinyConfig {
+        match self {
+            Size::Tiny => TinyConfig::tiny(),
+            Size::Mid => TinyConfig::mid(),
+        }
+    }
+}
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Output directory (created if needed).
+    #[arg(long)]
+    out: PathBuf,
+    /// Seed of the random weights.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Checkpoint size.
+    #[arg(long, value_enum, default_value_t = Size::Tiny)]
+    size: Size,
+}
+
+pub fn run(a: Args) -> Result<()> {
+    let cfg = write_tiny_llava(&a.out, &a.size.config(), a.seed)
+        .with_context(|| format!("writing a {:?} checkpoint to {}", a.size, a.out.display()))?;
+    println!(
+        "wrote a {:?} random LLaVA checkpoint to {} (vision {}px/{} layers, text {}x{} blocks, vocab {}, {} image tokens)",
+        a.size,
+        a.out.display(),
+        cfg.vision_config.image_size,
+        cfg.vision_config.num_hidden_layers,
+        cfg.text_config.hidden_size,
+        cfg.text_config.num_hidden_layers,
+        cfg.text_config.vocab_size,
+        cfg.image_seq_length
+    );
+    Ok(())
+}
