@@ -347,7 +347,8 @@ pub struct LlavaConfig {
     /// Whether the CLS position is kept.
     #[serde(default)]
     pub vision_feature_select_strategy: SelectStrategy,
-    /// Number of image-token positions one `<image>` expands to.
+    /// Number of image-token positions one `<image>` expands to (when absent from the file:
+    /// the number of features the tower yields, 576 for CLIP ViT-L/14-336).
     #[serde(default = "default_image_seq_length")]
     pub image_seq_length: usize,
     /// Whether the projector's linear layers have biases.
@@ -399,10 +400,15 @@ impl LlavaConfig {
                 path: label(),
             });
         }
-        let cfg: LlavaConfig = serde_json::from_value(value).map_err(|e| Error::Json {
+        let has_seq_len = value.get("image_seq_length").is_some();
+        let mut cfg: LlavaConfig = serde_json::from_value(value).map_err(|e| Error::Json {
             path: label(),
             msg: e.to_string(),
         })?;
+        if !has_seq_len {
+            // Older configs omit the key; HF's processor then derives it from the tower.
+            cfg.image_seq_length = cfg.image_feature_count();
+        }
         cfg.validate(path.map(Path::to_path_buf))?;
         Ok(cfg)
     }

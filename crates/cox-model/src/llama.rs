@@ -393,11 +393,21 @@ impl LlamaModel {
     /// Projects states `[.., hidden]` to f32 logits `[.., vocab]` through the LM head.
     pub fn logits(&self, states: &Tensor) -> Result<Tensor> {
         let dims = states.dims();
-        let h = dims[dims.len() - 1];
-        let rows = states.elem_count() / h.max(1);
+        let Some((&h, lead)) = dims.split_last() else {
+            return Err(Error::Input(
+                "cannot decode a scalar through the LM head".into(),
+            ));
+        };
+        if h != self.config.hidden_size {
+            return Err(Error::Input(format!(
+                "states have width {h}, the LM head expects {}",
+                self.config.hidden_size
+            )));
+        }
+        let rows: usize = lead.iter().product();
         let l = states.reshape((rows, h))?.matmul(&self.lm_head.t()?)?;
-        let mut out = dims.to_vec();
-        *out.last_mut().expect("states has a hidden dimension") = self.config.vocab_size;
+        let mut out = lead.to_vec();
+        out.push(self.config.vocab_size);
         Ok(l.reshape(out)?.to_dtype(DType::F32)?)
     }
 
@@ -423,6 +433,15 @@ impl LlamaModel {
         }
         if s == 0 {
             return Err(Error::Input("empty input sequence".into()));
+        }
+        if let Some(c) = cache.as_ref() {
+            if c.kvs.len() != self.blocks.len() {
+                return Err(Error::Input(format!(
+                    "the KV cache has {} layers, the decoder {}",
+                    c.kvs.len(),
+                    self.blocks.len()
+                )));
+            }
         }
         let offset = cache.as_ref().map(|c| c.len).unwrap_or(0);
         if offset + s > self.config.max_position_embeddings {

@@ -220,6 +220,9 @@ impl LlavaModel {
                 "generation takes one sequence, got a batch of {b}"
             )));
         }
+        if params.max_new_tokens == 0 {
+            return Err(Error::Input("max_new_tokens must be at least 1".into()));
+        }
         let mut cache = KvCache::new(self.lm.num_layers());
         let mut states: Vec<Vec<Tensor>> = vec![Vec::new(); params.capture.layers.len()];
         let mut generated = Vec::new();

@@ -59,15 +59,17 @@ impl Linear {
 impl Module for Linear {
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         let dims = x.dims();
-        let in_dim = dims[dims.len() - 1];
-        let rows = x.elem_count() / in_dim.max(1);
+        let Some((&in_dim, lead)) = dims.split_last() else {
+            candle_core::bail!("linear layer applied to a scalar")
+        };
+        let rows: usize = lead.iter().product();
         let x2 = x.reshape((rows, in_dim))?;
         let mut y = x2.matmul(&self.weight_t)?;
         if let Some(b) = &self.bias {
             y = y.broadcast_add(b)?;
         }
-        let mut out_dims = dims.to_vec();
-        *out_dims.last_mut().expect("x has at least one dimension") = self.weight_t.dim(1)?;
+        let mut out_dims = lead.to_vec();
+        out_dims.push(self.weight_t.dim(1)?);
         y.reshape(out_dims)
     }
 }

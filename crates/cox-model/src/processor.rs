@@ -324,6 +324,16 @@ impl ImageProcessor {
         let mut rgb = Self::to_rgb8(img);
         if c.do_resize {
             let (h, w) = c.resized_size(rgb.height(), rgb.width());
+            if h as u64 * w as u64 > self.max_pixels {
+                return Err(Error::Input(format!(
+                    "resizing a {}×{} image to a shortest edge of {} gives {w}×{h} pixels, above \
+                     the limit of {} (extreme aspect ratio)",
+                    rgb.width(),
+                    rgb.height(),
+                    c.shortest_edge,
+                    self.max_pixels
+                )));
+            }
             if (h, w) != (rgb.height(), rgb.width()) {
                 rgb = image::imageops::resize(&rgb, w, h, c.filter());
             }

@@ -374,6 +374,33 @@ pub fn random_weights(
     Ok(out)
 }
 
+/// Gives every variable of `varmap` (as created by building [`crate::LlavaModel::new`] on
+/// `VarBuilder::from_varmap`) the random initial value a checkpoint written with the same
+/// arguments would hold. `VarBuilder::get` creates variables zero-initialised, which would make
+/// training start from a symmetric point; call this after building the model.
+pub fn init_varmap(
+    varmap: &candle_nn::VarMap,
+    cfg: &LlavaConfig,
+    layout: WeightLayout,
+    scale: f64,
+    seed: u64,
+) -> Result<()> {
+    let weights = random_weights(cfg, layout, DType::F32, scale, seed)?;
+    let data = varmap
+        .data()
+        .lock()
+        .map_err(|_| Error::Input("the VarMap lock is poisoned".into()))?;
+    for (name, var) in data.iter() {
+        let Some(w) = weights.get(name) else {
+            return Err(Error::Input(format!(
+                "variable {name:?} is not part of a LLaVA checkpoint in layout {layout:?}"
+            )));
+        };
+        var.set(&w.to_dtype(var.dtype())?)?;
+    }
+    Ok(())
+}
+
 fn write_json(path: &Path, v: &serde_json::Value) -> Result<()> {
     let text = serde_json::to_string_pretty(v).map_err(|e| Error::Json {
         path: path.to_path_buf(),

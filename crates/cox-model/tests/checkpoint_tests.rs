@@ -211,6 +211,14 @@ fn hf_defaults_fill_missing_fields() {
     assert_eq!(c.image_feature_count(), 576);
     assert!(!c.tied_embeddings());
     assert_eq!(c.eos_token_ids(), vec![2]);
+    // Without image_seq_length the tower decides: 24² patches, +1 with "full".
+    let full = json.replace("\"default\"", "\"full\"");
+    assert_eq!(
+        LlavaConfig::from_json_str(&full, None)
+            .unwrap()
+            .image_seq_length,
+        577
+    );
 }
 
 #[test]

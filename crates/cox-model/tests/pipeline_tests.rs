@@ -270,3 +270,63 @@ fn training_path_is_differentiable_and_matches_inference() {
     assert!(last < first);
     let _ = &mut varmap;
 }
+
+#[test]
+fn init_varmap_matches_the_written_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let tiny = TinyConfig::tiny();
+    let cfg = write_tiny_llava(dir.path(), &tiny, 99).unwrap();
+    let varmap = VarMap::new();
+    let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+    let model = LlavaModel::new(vb, &cfg, WeightLayout::Hub).unwrap();
+    cox_model::testing::init_varmap(&varmap, &cfg, WeightLayout::Hub, tiny.weight_scale, 99)
+        .unwrap();
+    let disk = LlavaModel::load_dir(dir.path(), DType::F32, &Device::Cpu).unwrap();
+    let ids = Tensor::new(&[[1u32, 5, 9, 13]], &Device::Cpu).unwrap();
+    let a = model
+        .forward(&ids, None, &ResidualCapture::none(), Logits::All)
+        .unwrap();
+    let b = disk
+        .forward(&ids, None, &ResidualCapture::none(), Logits::All)
+        .unwrap();
+    let d = (a.logits.unwrap() - b.logits.unwrap())
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap();
+    assert!(d.to_scalar::<f32>().unwrap() < 1e-4);
+}
+
+#[test]
+fn misuse_is_an_error_not_a_panic() {
+    let (_dir, llava) = tiny_llava(&TinyConfig::tiny());
+    let input = llava.prepare("a cat", None).unwrap();
+    assert!(matches!(
+        llava.generate(&input, 0, &ResidualCapture::none()),
+        Err(Error::Input(_))
+    ));
+    let lm = llava.model.language_model();
+    let mut wrong = cox_model::KvCache::new(1);
+    assert!(lm
+        .forward_embeds(
+            &input.embeds,
+            Some(&mut wrong),
+            &ResidualCapture::none(),
+            Logits::Last
+        )
+        .is_err());
+    let scalar = Tensor::new(1f32, &Device::Cpu).unwrap();
+    assert!(lm.logits(&scalar).is_err());
+    let ids = Tensor::new(&[[1u32, 9999]], &Device::Cpu).unwrap();
+    assert!(matches!(lm.embed(&ids), Err(Error::Input(_))));
+    let wrong_px = Tensor::zeros((1, 3, 31, 32), DType::F32, &Device::Cpu).unwrap();
+    assert!(llava.model.encode_images(&wrong_px).is_err());
+    // An extreme aspect ratio would resize to too many pixels.
+    let thin = DynamicImage::ImageRgb8(ImageBuffer::from_pixel(1, 5000, Rgb([1u8, 2, 3])));
+    let p = llava.processor.clone().with_max_pixels(100_000);
+    assert!(matches!(
+        p.preprocess(&thin, &Device::Cpu),
+        Err(Error::Input(_))
+    ));
+}
