@@ -18,6 +18,29 @@
 //! Entry points: [`Llava::load`] (model + tokenizer + processor from a directory or hub id),
 //! [`Llava::prepare`] and [`Llava::generate`] / [`Llava::forward`] with a
 //! [`ResidualCapture`], [`LlavaModel::lm_head`], and [`testing::write_tiny_llava`].
+//!
+//! ```
+//! use cox_model::testing::{write_tiny_llava, TinyConfig};
+//! use cox_model::{LayerSel, Llava, LoadOptions, ResidualCapture};
+//!
+//! # fn main() -> cox_model::Result<()> {
+//! let dir = tempfile::tempdir().unwrap();
+//! write_tiny_llava(dir.path(), &TinyConfig::tiny(), 0)?;
+//! // A directory, or a hub id such as "llava-hf/llava-1.5-7b-hf" already in the HF cache.
+//! let llava = Llava::load(dir.path().to_str().unwrap(), &LoadOptions::default())?;
+//! let img = image::DynamicImage::new_rgb8(40, 30);
+//! let pixels = llava.processor.preprocess(&img, llava.model.device())?;
+//! let input = llava.prepare("describe this image", Some(&pixels))?;
+//! let capture = ResidualCapture::new([LayerSel::Block(1), LayerSel::FinalNorm]);
+//! let out = llava.generate(&input, 8, &capture)?;
+//! // One [positions, hidden] tensor per captured point: prompt + fed-back generated tokens.
+//! let rows = input.ids.len() + out.generated_ids.len() - 1;
+//! assert_eq!(out.residuals[0].dims(), &[rows, 64]);
+//! // W_U for decoding concept vectors: logits = W_U · u.
+//! assert_eq!(llava.model.lm_head().dims(), &[llava.model.config().text_config.vocab_size, 64]);
+//! # Ok(())
+//! # }
+//! ```
 
 #![warn(missing_docs)]
 
