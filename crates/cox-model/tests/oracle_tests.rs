@@ -526,3 +526,33 @@ fn half_precision_checkpoints_load() {
         assert_eq!(half.encode_images(&px).unwrap().dtype(), dtype);
     }
 }
+
+#[test]
+fn linear_rope_scaling_divides_the_frequencies() {
+    // candle has no linear scaling to compare with; check the definition instead:
+    // HF's linear scaling divides positions by `factor`, i.e. every inverse frequency.
+    let base = TinyConfig::tiny().llava_config().text_config;
+    let scaled = cox_model::TextConfig {
+        rope_scaling: Some(RopeScaling::Linear { factor: 4.0 }),
+        ..base.clone()
+    };
+    let a = cox_model::llama::rope_inv_freq(&base);
+    let b = cox_model::llama::rope_inv_freq(&scaled);
+    assert_eq!(a.len(), base.head_dim() / 2);
+    for (x, y) in a.iter().zip(&b) {
+        assert!((x / 4.0 - y).abs() < 1e-15);
+    }
+    // The first frequency is 1 and the rest follow theta^(-2i/d).
+    assert_eq!(a[0], 1.0);
+    let d = base.head_dim() as f64;
+    assert!((a[1] - base.rope_theta.powf(-2.0 / d)).abs() < 1e-12);
+    // Both spellings of the scaling type parse; unknown ones are refused.
+    for key in ["type", "rope_type"] {
+        let j = format!(r#"{{"{key}": "linear", "factor": 2.0}}"#);
+        let r: RopeScaling = serde_json::from_str(&j).unwrap();
+        assert_eq!(r, RopeScaling::Linear { factor: 2.0 });
+    }
+    assert!(
+        serde_json::from_str::<RopeScaling>(r#"{"rope_type": "dynamic", "factor": 2.0}"#).is_err()
+    );
+}
