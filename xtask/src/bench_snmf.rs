@@ -17,8 +17,8 @@ pub struct Args {
     /// Number of concepts.
     #[arg(long, default_value_t = 20)]
     k: usize,
-    /// Code sweeps per outer iteration.
-    #[arg(long, default_value_t = 10)]
+    /// Most code sweeps per sample and outer iteration (the solver's default is 100).
+    #[arg(long, default_value_t = 100)]
     sweeps: usize,
     /// Do not run scikit-learn (ours only).
     #[arg(long)]

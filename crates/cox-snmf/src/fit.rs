@@ -217,6 +217,7 @@ fn fused_pass<T: Real>(
     codes: &mut [T],
     bs: usize,
     sweeps: usize,
+    code_tol: T,
     alpha: T,
     par: Par,
 ) -> PassSums<T> {
@@ -248,8 +249,10 @@ fn fused_pass<T: Real>(
             for (z, bb) in zb.chunks_exact_mut(k).zip(bm.chunks_exact(k)) {
                 gram_times(z, g, &mut r);
                 for _ in 0..sweeps {
-                    // A sweep that moves nothing is a fixed point: the remaining sweeps would too.
-                    if sweep(z, bb, g, &mut r, alpha).0 == T::from_f64(0.0) {
+                    // Warm-started codes usually need one or two sweeps; a sweep that moves nothing
+                    // is a fixed point, so the remaining sweeps would not move either.
+                    let (delta, max_abs) = sweep(z, bb, g, &mut r, alpha);
+                    if delta == T::from_f64(0.0) || delta <= code_tol * max_abs {
                         break;
                     }
                 }
@@ -348,7 +351,17 @@ fn fit_once<T: Real>(
         let g64 = gram_cols(&u, b, k);
         let g: Vec<T> = g64.iter().map(|&v| T::from_f64(v)).collect();
         let umat = MatRef::from_column_major_slice(&u, b, k);
-        let sums = fused_pass(xt, umat, &g, &mut codes, bs, p.code_sweeps, alpha, par);
+        let sums = fused_pass(
+            xt,
+            umat,
+            &g,
+            &mut codes,
+            bs,
+            p.code_sweeps,
+            T::from_f64(p.code_tol),
+            alpha,
+            par,
+        );
         let f_code = objective(xx, sums.inner_new, &sums.a_new, &g64, sums.l1_new, p.alpha);
         if !f_code.is_finite() {
             return Err(Error::NonFiniteObjective {

@@ -17,7 +17,8 @@ mod sealed {
 /// A real floating-point scalar the solver can run in: `f32` (the reference's precision, the default)
 /// or `f64` (for exact tests). Objective values and norms are always accumulated in `f64`.
 pub trait Real:
-    faer::traits::RealField
+    sealed::Sealed
+    + faer::traits::RealField
     + std::ops::Neg<Output = Self>
     + Copy
     + Send

@@ -1,0 +1,58 @@
+//! Crash-safe writes and the file-name convention of tensors and their sidecars.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::{Error, Result};
+
+/// Writes `bytes` to `path` so that `path` is either the complete new content or untouched: the bytes
+/// go to a temporary file in the same folder, which is flushed to disk (fsync) and renamed over `path`.
+/// Parent folders are created.
+pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
+    let err = |source| Error::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    std::fs::create_dir_all(&dir).map_err(err)?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let result = (|| {
+        let mut f = File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        // Make the rename itself durable.
+        if let Ok(d) = File::open(&dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result.map_err(err)
+}
+
+/// The tensor file of an output path: `x` → `x.safetensors`, `x.safetensors` unchanged.
+pub fn tensor_path(path: &Path) -> PathBuf {
+    if path.extension().is_some_and(|e| e == "safetensors") {
+        path.to_path_buf()
+    } else {
+        let mut s = path.as_os_str().to_owned();
+        s.push(".safetensors");
+        PathBuf::from(s)
+    }
+}
+
+/// The JSON sidecar of a tensor file: `x.safetensors` → `x.json`.
+pub fn sidecar_path(tensor_file: &Path) -> PathBuf {
+    tensor_file.with_extension("json")
+}

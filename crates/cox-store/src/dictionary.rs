@@ -1,0 +1,171 @@
+//! The concept-dictionary file: concepts, training activations and the fit's metadata.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::matrix::{encode, parse, read_file, serialize, to_f32};
+use crate::{atomic_write, sidecar_path, DiskDtype, Error, Matrix, Result};
+
+/// The `format` tag of dictionary files.
+pub const DICTIONARY_FORMAT: &str = "coxlmm-dictionary";
+
+/// The JSON sidecar of a dictionary: how it was learnt and what came out.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DictionaryMeta {
+    /// Always `"coxlmm-dictionary"`.
+    pub format: String,
+    /// Format version (1).
+    pub version: u32,
+    /// `snmf`, `pca`, `kmeans` or `simple`.
+    pub method: String,
+    /// Number of concepts K.
+    pub k: usize,
+    /// Feature dimension B.
+    pub n_features: usize,
+    /// Number of training samples M.
+    pub n_samples: usize,
+    /// Sparsity weight λ (Semi-NMF only).
+    pub lambda: Option<f64>,
+    /// Seed of every random choice.
+    pub seed: u64,
+    /// Final objective (Semi-NMF: ½‖X − CD‖² + λ‖C‖₁; K-Means: inertia).
+    pub objective: Option<f64>,
+    /// Objective after each iteration.
+    pub objective_trace: Vec<f64>,
+    /// Iterations run.
+    pub iterations: usize,
+    /// Whether the stopping test was met.
+    pub converged: bool,
+    /// Seconds spent initialising and iterating.
+    pub init_seconds: f64,
+    /// Seconds spent in the iterations.
+    pub fit_seconds: f64,
+    /// Concepts never activated on the training samples.
+    pub dead_concepts: Vec<usize>,
+    /// Where the training activations came from.
+    pub source: Option<String>,
+    /// Training sample ids, in row order of `activations` (when the source had them).
+    pub sample_ids: Option<Vec<String>>,
+    /// Method-specific extras (explained variance, …) and provenance (model, layer, token).
+    #[serde(default, flatten)]
+    pub extra: BTreeMap<String, serde_json::Value>,
+}
+
+/// A dictionary file's content.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DictionaryFile {
+    /// Concepts, `K × B`.
+    pub concepts: Matrix,
+    /// Training activations, `M × K`.
+    pub activations: Matrix,
+    /// Centring vector (`B`, PCA only).
+    pub mean: Option<Vec<f32>>,
+    /// Metadata.
+    pub meta: DictionaryMeta,
+}
+
+/// Writes `<stem>.safetensors` (tensors `concepts` `[K, B]`, `activations` `[M, K]`, optional `mean`
+/// `[B]`, all f32; `__metadata__` `format` and `method`) and `<stem>.json` (the [`DictionaryMeta`]).
+/// The tensor file is written first and the sidecar last, each atomically.
+pub fn write_dictionary(tensor_file: &Path, dict: &DictionaryFile) -> Result<()> {
+    let m = &dict.meta;
+    let bad = |problem: String| Error::BadSidecar {
+        path: tensor_file.to_path_buf(),
+        problem,
+    };
+    if dict.concepts.rows != m.k || dict.concepts.cols != m.n_features {
+        return Err(bad(format!(
+            "concepts are {}×{} but the metadata says K = {}, B = {}",
+            dict.concepts.rows, dict.concepts.cols, m.k, m.n_features
+        )));
+    }
+    if dict.activations.rows != m.n_samples || dict.activations.cols != m.k {
+        return Err(bad(format!(
+            "activations are {}×{} but the metadata says M = {}, K = {}",
+            dict.activations.rows, dict.activations.cols, m.n_samples, m.k
+        )));
+    }
+    let mut tensors = vec![];
+    let (dt, b) = encode(&dict.concepts.data, DiskDtype::F32);
+    tensors.push(("concepts", vec![m.k, m.n_features], dt, b));
+    let (dt, b) = encode(&dict.activations.data, DiskDtype::F32);
+    tensors.push(("activations", vec![m.n_samples, m.k], dt, b));
+    if let Some(mean) = &dict.mean {
+        let (dt, b) = encode(mean, DiskDtype::F32);
+        tensors.push(("mean", vec![mean.len()], dt, b));
+    }
+    let md = HashMap::from([
+        ("format".to_string(), DICTIONARY_FORMAT.to_string()),
+        ("method".to_string(), m.method.clone()),
+    ]);
+    let buf = serialize(tensor_file, tensors, md)?;
+    atomic_write(tensor_file, &buf)?;
+    let side = sidecar_path(tensor_file);
+    let json = serde_json::to_vec_pretty(m).map_err(|e| bad(e.to_string()))?;
+    atomic_write(&side, &json)
+}
+
+/// Reads a dictionary written by [`write_dictionary`], checking the tensors against the sidecar.
+pub fn read_dictionary(tensor_file: &Path) -> Result<DictionaryFile> {
+    let side = sidecar_path(tensor_file);
+    let text = std::fs::read_to_string(&side).map_err(|source| Error::Read {
+        path: side.clone(),
+        source,
+    })?;
+    let meta: DictionaryMeta = serde_json::from_str(&text).map_err(|e| Error::BadSidecar {
+        path: side.clone(),
+        problem: format!("not a coxlmm dictionary sidecar: {e}"),
+    })?;
+    if meta.format != DICTIONARY_FORMAT {
+        return Err(Error::BadSidecar {
+            path: side,
+            problem: format!(
+                "format is {:?}, expected {DICTIONARY_FORMAT:?}",
+                meta.format
+            ),
+        });
+    }
+    let bytes = read_file(tensor_file)?;
+    let st = parse(tensor_file, &bytes)?;
+    let get = |name: &str, rank: usize, shape: &[usize]| -> Result<Vec<f32>> {
+        let t = st.tensor(name).map_err(|_| Error::MissingTensor {
+            path: tensor_file.to_path_buf(),
+            name: name.to_string(),
+            available: st.names().join(", "),
+        })?;
+        if t.shape() != shape {
+            return Err(Error::BadTensor {
+                path: tensor_file.to_path_buf(),
+                name: name.to_string(),
+                problem: format!(
+                    "has shape {:?}, but the sidecar implies {shape:?}",
+                    t.shape()
+                ),
+            });
+        }
+        Ok(to_f32(tensor_file, name, &t, rank)?.0)
+    };
+    let concepts = get("concepts", 2, &[meta.k, meta.n_features])?;
+    let activations = get("activations", 2, &[meta.n_samples, meta.k])?;
+    let mean = if st.names().contains(&"mean") {
+        Some(get("mean", 1, &[meta.n_features])?)
+    } else {
+        None
+    };
+    Ok(DictionaryFile {
+        concepts: Matrix {
+            data: concepts,
+            rows: meta.k,
+            cols: meta.n_features,
+        },
+        activations: Matrix {
+            data: activations,
+            rows: meta.n_samples,
+            cols: meta.k,
+        },
+        mean,
+        meta,
+    })
+}

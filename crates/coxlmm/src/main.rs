@@ -1,0 +1,63 @@
+//! `coxlmm`: the command-line tool. It only parses arguments, resolves paths and composes the
+//! library crates (`cox-store` for files, `cox-decomp` for dictionaries); all numerics live there.
+
+use clap::{Parser, Subcommand};
+
+mod learn;
+
+#[derive(Parser)]
+#[command(
+    name = "coxlmm",
+    version,
+    about = "Concept-based explanations of large multimodal models (CoX-LMM)"
+)]
+struct Cli {
+    /// More log output (-v info, -vv debug); logs go to stderr. RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    /// Worker threads (default: all cores).
+    #[arg(long, global = true)]
+    threads: Option<usize>,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Learn a concept dictionary from an activation matrix (Semi-NMF or a baseline).
+    Learn(learn::Args),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let level = match cli.verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    if let Some(n) = cli.threads {
+        if let Err(e) = rayon_threads(n) {
+            eprintln!("warning: could not set {n} threads: {e}");
+        }
+    }
+    let result = match cli.cmd {
+        Cmd::Learn(a) => learn::run(a),
+    };
+    if let Err(e) = result {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+/// cox-snmf and cox-decomp parallelise through rayon's global pool.
+fn rayon_threads(n: usize) -> Result<(), rayon::ThreadPoolBuildError> {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(n)
+        .build_global()
+}
