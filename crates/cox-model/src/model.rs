@@ -435,6 +435,42 @@ impl Llava {
         Ok(PreparedInput { ids, embeds })
     }
 
+    /// Prepares `prompt` (chat format, optional image) followed by an assistant `answer`
+    /// (`USER: <image>\n{prompt} ASSISTANT: {answer}`) and returns the positions of the answer's
+    /// tokens in [`PreparedInput::ids`] (image positions already expanded), e.g. to read the
+    /// residual stream at a caption's tokens in one forward pass.
+    pub fn prepare_with_answer(
+        &self,
+        prompt: &str,
+        answer: &str,
+        pixel_values: Option<&Tensor>,
+    ) -> Result<(PreparedInput, std::ops::Range<usize>)> {
+        let head = self.tokenizer.render_prompt(prompt, pixel_values.is_some());
+        let head_ids = self.tokenizer.encode(&head)?;
+        let text = format!("{head} {answer}");
+        let input = self.prepare_raw(&text, pixel_values)?;
+        let expansion = if pixel_values.is_some() {
+            self.model.config().image_seq_length - 1
+        } else {
+            0
+        };
+        let start = head_ids.len() + expansion;
+        let expected_head = self
+            .tokenizer
+            .expand_image_tokens(&head_ids, self.model.config().image_seq_length);
+        if input.ids.len() < start || input.ids[..start] != expected_head[..] {
+            return Err(Error::Tokenizer {
+                path: None,
+                msg: format!(
+                    "the answer {answer:?} does not tokenize as a continuation of the prompt \
+                     (the tokenizer merges across the boundary)"
+                ),
+            });
+        }
+        let end = input.ids.len();
+        Ok((input, start..end))
+    }
+
     /// One full forward pass over a prepared input.
     pub fn forward(
         &self,

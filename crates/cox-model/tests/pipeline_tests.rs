@@ -330,3 +330,33 @@ fn misuse_is_an_error_not_a_panic() {
         Err(Error::Input(_))
     ));
 }
+
+#[test]
+fn prepare_with_answer_locates_the_answer_tokens() {
+    let (dir, llava) = tiny_llava(&TinyConfig::tiny());
+    let pixels = llava.load_pixels(write_image(dir.path())).unwrap();
+    let (input, range) = llava
+        .prepare_with_answer(
+            "describe this image",
+            "a red cat on the table",
+            Some(&pixels),
+        )
+        .unwrap();
+    let words: Vec<String> = input.ids[range.clone()]
+        .iter()
+        .map(|&i| llava.tokenizer.id_to_token(i).unwrap())
+        .collect();
+    assert_eq!(words, ["a", "red", "cat", "on", "the", "table"]);
+    assert_eq!(range.end, input.ids.len());
+    assert_eq!(range.start, 9 + 15);
+    let out = llava
+        .forward(&input, &ResidualCapture::blocks([1]), Logits::None)
+        .unwrap();
+    assert_eq!(out.captured[0].dims(), &[1, input.ids.len(), 64]);
+    // Text only.
+    let (t, r) = llava
+        .prepare_with_answer("what is this ?", "a dog", None)
+        .unwrap();
+    assert_eq!(r.len(), 2);
+    assert_eq!(t.ids.len(), r.end);
+}
