@@ -132,7 +132,7 @@ impl ConceptDictionary {
             .into());
         }
         x.check_finite()?;
-        let (m, b, k) = (x.n_samples(), self.n_features, self.k);
+        let (b, k) = (self.n_features, self.k);
         match self.method {
             Method::SemiNmf => {
                 let alpha = self.alpha.expect("validated");
@@ -149,9 +149,7 @@ impl ConceptDictionary {
                     .collect();
                 let c = self.concepts_f64();
                 Ok(project(
-                    x.as_slice(),
-                    m,
-                    b,
+                    x,
                     Some(&mean),
                     &c,
                     k,
@@ -180,21 +178,12 @@ pub(crate) fn inverse_distances(
 ) -> Vec<f32> {
     let b = x.n_features();
     let cn = row_sq_norms(concepts, b);
-    project(
-        x.as_slice(),
-        x.n_samples(),
-        b,
-        None,
-        concepts,
-        k,
-        par,
-        |xn, p, o: &mut [f32]| {
-            for ((o, &pj), &cj) in o.iter_mut().zip(p).zip(&cn) {
-                let d2 = (xn - 2.0 * pj + cj).max(0.0);
-                *o = (1.0 / (1.0 + d2.sqrt())) as f32;
-            }
-        },
-    )
+    project(x, None, concepts, k, par, |xn, p, o: &mut [f32]| {
+        for ((o, &pj), &cj) in o.iter_mut().zip(p).zip(&cn) {
+            let d2 = (xn - 2.0 * pj + cj).max(0.0);
+            *o = (1.0 / (1.0 + d2.sqrt())) as f32;
+        }
+    })
 }
 
 /// How a fit went: the method's objective, convergence and timings, and method-specific extras.

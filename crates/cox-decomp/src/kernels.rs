@@ -4,6 +4,7 @@
 //! sequential GEMM per block, so each output row is computed by the same operations whatever the
 //! number of threads: results are bit-identical under `Par::Seq` and `Par::rayon(n)`.
 
+use cox_snmf::SamplesRef;
 use faer::linalg::matmul::matmul;
 use faer::{Accum, MatMut, MatRef, Par};
 use rayon::prelude::*;
@@ -35,22 +36,21 @@ fn for_blocks<O: Send>(
     }
 }
 
-/// For every sample `x_i` (row of the `m × b` sample-major `x`), in f64: `y_i = x_i − shift`, the
+/// For every sample `x_i`, in f64: `y_i = x_i − shift`, the
 /// products `p_ij = ⟨y_i, c_j⟩` with the `k` rows of `concepts` (`k × b`, f64), and
 /// `finish(‖y_i‖², p_i, out_i)` writes the `k` outputs of row `i`.
 ///
 /// The f64 upcast follows scikit-learn, which computes the distances of f32 data in f64 blocks.
 pub(crate) fn project<O: Copy + Default + Send>(
-    x: &[f32],
-    m: usize,
-    b: usize,
+    x: SamplesRef<'_, f32>,
     shift: Option<&[f64]>,
     concepts: &[f64],
     k: usize,
     par: Par,
     finish: impl Fn(f64, &[f64], &mut [O]) + Sync,
 ) -> Vec<O> {
-    debug_assert_eq!(x.len(), m * b);
+    let (m, b) = (x.n_samples(), x.n_features());
+    let x = x.as_slice();
     debug_assert_eq!(concepts.len(), k * b);
     let mut out = vec![O::default(); m * k];
     if m == 0 || k == 0 {
@@ -99,15 +99,13 @@ pub(crate) fn row_sq_norms(a: &[f64], b: usize) -> Vec<f64> {
 /// Squared Euclidean distances `‖x_i − c_j‖² = ‖x_i‖² − 2⟨x_i, c_j⟩ + ‖c_j‖²`, clamped at zero,
 /// `m × k` sample-major, computed in f64.
 pub(crate) fn sq_distances(
-    x: &[f32],
-    m: usize,
-    b: usize,
+    x: SamplesRef<'_, f32>,
     centres: &[f64],
     k: usize,
     par: Par,
 ) -> Vec<f64> {
-    let cn = row_sq_norms(centres, b);
-    project(x, m, b, None, centres, k, par, |xn, p, o: &mut [f64]| {
+    let cn = row_sq_norms(centres, x.n_features());
+    project(x, None, centres, k, par, |xn, p, o: &mut [f64]| {
         for ((o, &pj), &cj) in o.iter_mut().zip(p).zip(&cn) {
             *o = (xn - 2.0 * pj + cj).max(0.0);
         }

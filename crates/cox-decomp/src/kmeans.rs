@@ -113,14 +113,8 @@ struct Run {
 }
 
 /// scikit-learn's greedy k-means++ on the centred data `xc` (`m × b`).
-fn kmeans_plusplus(
-    xc: &[f32],
-    m: usize,
-    b: usize,
-    k: usize,
-    rng: &mut ChaCha8Rng,
-    par: Par,
-) -> Vec<f32> {
+fn kmeans_plusplus(xs: SamplesRef<'_, f32>, k: usize, rng: &mut ChaCha8Rng, par: Par) -> Vec<f32> {
+    let (m, b, xc) = (xs.n_samples(), xs.n_features(), xs.as_slice());
     let row = |i: usize| &xc[i * b..(i + 1) * b];
     let to64 = |ids: &[usize]| -> Vec<f64> {
         ids.iter()
@@ -130,7 +124,7 @@ fn kmeans_plusplus(
     let n_trials = 2 + (k as f64).ln() as usize;
     let first = rng.random_range(0..m);
     let mut centres: Vec<f32> = row(first).to_vec();
-    let mut closest: Vec<f64> = sq_distances(xc, m, b, &to64(&[first]), 1, par);
+    let mut closest: Vec<f64> = sq_distances(xs, &to64(&[first]), 1, par);
     let mut pot: f64 = closest.iter().sum();
     let mut cumsum = vec![0.0f64; m];
     for _ in 1..k {
@@ -146,7 +140,7 @@ fn kmeans_plusplus(
                 cumsum.partition_point(|&c| c < r).min(m - 1)
             })
             .collect();
-        let d = sq_distances(xc, m, b, &to64(&cand), n_trials, par);
+        let d = sq_distances(xs, &to64(&cand), n_trials, par);
         let mut best = (0usize, f64::INFINITY);
         for t in 0..n_trials {
             let p: f64 = (0..m).map(|i| d[i * n_trials + t].min(closest[i])).sum();
@@ -180,15 +174,14 @@ fn inertia(xc: &[f32], b: usize, centres: &[f32], labels: &[u32]) -> f64 {
 
 /// scikit-learn's `_kmeans_single_lloyd` on the centred data.
 fn lloyd(
-    xc: &[f32],
-    m: usize,
-    b: usize,
+    xs: SamplesRef<'_, f32>,
     k: usize,
     init: Vec<f32>,
     max_iter: usize,
     tol: f64,
     par: Par,
 ) -> Run {
+    let (m, b, xc) = (xs.n_samples(), xs.n_features(), xs.as_slice());
     let xn: Vec<f64> = xc
         .chunks_exact(b)
         .map(|r| r.iter().map(|&v| (v as f64).powi(2)).sum())
@@ -338,6 +331,7 @@ impl Decomposition for KMeans {
             })
             .collect();
         let tol = self.tol * ss / (m as f64 * b as f64);
+        let xs = SamplesRef::new(&xc, m, b)?;
         let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
         let mut best: Option<Run> = None;
         let mut init_seconds = 0.0;
@@ -353,10 +347,10 @@ impl Decomposition for KMeans {
                     .chunks_exact(b)
                     .flat_map(|r| r.iter().zip(&mean).map(|(&v, &mu)| (v as f64 - mu) as f32))
                     .collect(),
-                None => kmeans_plusplus(&xc, m, b, k, &mut rng, par),
+                None => kmeans_plusplus(xs, k, &mut rng, par),
             };
             init_seconds += t0.elapsed().as_secs_f64();
-            let run = lloyd(&xc, m, b, k, init, self.max_iter, tol, par);
+            let run = lloyd(xs, k, init, self.max_iter, tol, par);
             if best.as_ref().is_none_or(|r| run.inertia < r.inertia) {
                 best = Some(run);
             }
