@@ -26,7 +26,7 @@ pub struct SamplesRef<'a, T> {
 impl<'a, T: Real> SamplesRef<'a, T> {
     /// Views `data` as `n_samples × n_features`, sample-major.
     pub fn new(data: &'a [T], n_samples: usize, n_features: usize) -> Result<Self> {
-        let expected = n_samples.checked_mul(n_features).unwrap_or(usize::MAX);
+        let expected = n_samples.saturating_mul(n_features);
         if data.len() != expected {
             return Err(Error::ShapeMismatch {
                 len: data.len(),

@@ -42,11 +42,12 @@ fn exact_positive_lasso(d: &[f64], k: usize, b: usize, x: &[f64], alpha: f64) ->
                 break;
             }
             a.swap(col, piv);
-            for r in 0..n {
+            let pivot_row = a[col].clone();
+            for (r, row) in a.iter_mut().enumerate() {
                 if r != col {
-                    let f = a[r][col] / a[col][col];
-                    for c in col..=n {
-                        a[r][c] -= f * a[col][c];
+                    let f = row[col] / pivot_row[col];
+                    for (v, p) in row[col..].iter_mut().zip(&pivot_row[col..]) {
+                        *v -= f * p;
                     }
                 }
             }
@@ -97,7 +98,8 @@ proptest! {
 
 #[test]
 fn encode_of_new_samples_is_order_independent() {
-    let d = vec![0.6, 0.8, 0.0, 0.0, 0.0, 1.0, 0.7071, 0.0, 0.7071];
+    let h = std::f64::consts::FRAC_1_SQRT_2;
+    let d = vec![0.6, 0.8, 0.0, 0.0, 0.0, 1.0, h, 0.0, h];
     let dict = Dictionary::new(d, 3, 3).unwrap();
     let x = [1.0, 2.0, 3.0, -1.0, 0.5, 2.0, 4.0, 4.0, 4.0];
     let xr = [4.0, 4.0, 4.0, 1.0, 2.0, 3.0, -1.0, 0.5, 2.0];
