@@ -248,3 +248,31 @@ fn simple_matches_reference_indices_and_activations() {
         ) < 1e-5
     );
 }
+
+#[test]
+fn semi_nmf_through_the_interface_matches_sklearn_objective() {
+    // The Semi-NMF golden fixture of cox-snmf (scikit-learn's DictionaryLearning as xl-vlms runs it).
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/fixtures/snmf/golden.json"
+    );
+    let g: Value =
+        serde_json::from_str(&std::fs::read_to_string(path).expect("snmf fixture")).unwrap();
+    let n = |key: &str| g[key].as_u64().unwrap() as usize;
+    let (m, b, k) = (n("m"), n("b"), n("k"));
+    let x = f32s(&g["x"]);
+    let out = cox_decomp::DecompParams::new(cox_decomp::Method::SemiNmf, k)
+        .build()
+        .unwrap()
+        .fit(SamplesRef::new(&x, m, b).unwrap(), Par::Seq)
+        .unwrap();
+    let sk = g["objective_returned"].as_f64().unwrap();
+    let ours = out.report.objective.unwrap();
+    println!(
+        "semi-nmf objective: ours {ours:.4} sklearn {sk:.4} ({:+.3}%)",
+        100.0 * (ours / sk - 1.0)
+    );
+    assert!(ours <= sk * 1.005 && ours >= sk * 0.95);
+    assert_eq!(out.dictionary.alpha, Some(1.0));
+    assert!(out.activations.iter().all(|&a| a >= 0.0));
+}
