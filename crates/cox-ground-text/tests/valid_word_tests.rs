@@ -40,6 +40,14 @@ fn bundled_word_list_matches_the_shared_copy_when_present() {
 }
 
 #[test]
+fn bundled_stopwords_match_the_shared_copy_when_present() {
+    let Ok(text) = std::fs::read_to_string("/work/shared/data/gist_stopwords.txt") else {
+        return;
+    };
+    assert_eq!(text, include_str!("../data/gist_stopwords.txt"));
+}
+
+#[test]
 fn last_stopword_keeps_its_newline() {
     let vocab = Vocabulary::bundled();
     assert!(vocab.is_stopword("zz\n"));
