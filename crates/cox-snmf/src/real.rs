@@ -73,104 +73,64 @@ pub trait Real:
     }
 }
 
-impl Real for f32 {
-    fn dispatch_fit(p: &ValidParams, x: SamplesRef<'_, Self>, par: Par) -> Result<Fit<Self>> {
-        p.fit_generic(x, par)
-    }
-    fn dispatch_encode(
-        d: &Dictionary<Self>,
-        x: SamplesRef<'_, Self>,
-        p: &EncodeParams,
-        par: Par,
-    ) -> Result<Vec<Self>> {
-        d.encode_generic(x, p, par)
-    }
-    fn dispatch_svd(
-        x: SamplesRef<'_, Self>,
-        k: usize,
-        method: SvdMethod,
-        seed: u64,
-        par: Par,
-    ) -> Result<TopSvd<Self>> {
-        crate::svd::top_k_svd_generic(x, k, method, seed, par)
-    }
-    fn dispatch_kkt(
-        x: SamplesRef<'_, Self>,
-        d: &Dictionary<Self>,
-        codes: &[Self],
-        alpha: f64,
-    ) -> Result<KktReport> {
-        crate::kkt::kkt_report_generic(x, d, codes, alpha)
-    }
-    #[inline]
-    fn abs_val(self) -> Self {
-        self.abs()
-    }
-    #[inline]
-    fn sqrt_val(self) -> Self {
-        self.sqrt()
-    }
-    #[inline]
-    fn from_f64(x: f64) -> Self {
-        x as f32
-    }
-    #[inline]
-    fn to_f64(self) -> f64 {
-        self as f64
-    }
-    #[inline]
-    fn is_finite_val(self) -> bool {
-        self.is_finite()
-    }
+macro_rules! impl_real {
+    ($t:ty) => {
+        impl Real for $t {
+            fn dispatch_fit(
+                p: &ValidParams,
+                x: SamplesRef<'_, Self>,
+                par: Par,
+            ) -> Result<Fit<Self>> {
+                p.fit_generic(x, par)
+            }
+            fn dispatch_encode(
+                d: &Dictionary<Self>,
+                x: SamplesRef<'_, Self>,
+                p: &EncodeParams,
+                par: Par,
+            ) -> Result<Vec<Self>> {
+                d.encode_generic(x, p, par)
+            }
+            fn dispatch_svd(
+                x: SamplesRef<'_, Self>,
+                k: usize,
+                method: SvdMethod,
+                seed: u64,
+                par: Par,
+            ) -> Result<TopSvd<Self>> {
+                crate::svd::top_k_svd_generic(x, k, method, seed, par)
+            }
+            fn dispatch_kkt(
+                x: SamplesRef<'_, Self>,
+                d: &Dictionary<Self>,
+                codes: &[Self],
+                alpha: f64,
+            ) -> Result<KktReport> {
+                crate::kkt::kkt_report_generic(x, d, codes, alpha)
+            }
+            #[inline]
+            fn abs_val(self) -> Self {
+                self.abs()
+            }
+            #[inline]
+            fn sqrt_val(self) -> Self {
+                self.sqrt()
+            }
+            #[inline]
+            fn from_f64(x: f64) -> Self {
+                x as $t
+            }
+            #[inline]
+            fn to_f64(self) -> f64 {
+                self as f64
+            }
+            #[inline]
+            fn is_finite_val(self) -> bool {
+                self.is_finite()
+            }
+        }
+    };
 }
 
-impl Real for f64 {
-    fn dispatch_fit(p: &ValidParams, x: SamplesRef<'_, Self>, par: Par) -> Result<Fit<Self>> {
-        p.fit_generic(x, par)
-    }
-    fn dispatch_encode(
-        d: &Dictionary<Self>,
-        x: SamplesRef<'_, Self>,
-        p: &EncodeParams,
-        par: Par,
-    ) -> Result<Vec<Self>> {
-        d.encode_generic(x, p, par)
-    }
-    fn dispatch_svd(
-        x: SamplesRef<'_, Self>,
-        k: usize,
-        method: SvdMethod,
-        seed: u64,
-        par: Par,
-    ) -> Result<TopSvd<Self>> {
-        crate::svd::top_k_svd_generic(x, k, method, seed, par)
-    }
-    fn dispatch_kkt(
-        x: SamplesRef<'_, Self>,
-        d: &Dictionary<Self>,
-        codes: &[Self],
-        alpha: f64,
-    ) -> Result<KktReport> {
-        crate::kkt::kkt_report_generic(x, d, codes, alpha)
-    }
-    #[inline]
-    fn abs_val(self) -> Self {
-        self.abs()
-    }
-    #[inline]
-    fn sqrt_val(self) -> Self {
-        self.sqrt()
-    }
-    #[inline]
-    fn from_f64(x: f64) -> Self {
-        x
-    }
-    #[inline]
-    fn to_f64(self) -> f64 {
-        self
-    }
-    #[inline]
-    fn is_finite_val(self) -> bool {
-        self.is_finite()
-    }
-}
+impl_real!(f32);
+impl_real!(f64);
