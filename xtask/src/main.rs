@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 
 mod bench_model;
 mod bench_snmf;
+mod prep_coco;
 mod tiny_llava;
 
 #[derive(Parser)]
@@ -26,6 +27,8 @@ enum Cmd {
     TinyLlava(tiny_llava::Args),
     /// Benchmark cox-model (vision, prefill, decode, peak RSS) on random tiny and mid checkpoints.
     BenchModel(bench_model::Args),
+    /// Check (and unpack archives of) a COCO 2014 + Karpathy-split directory for `coco:DIR`.
+    PrepCoco(prep_coco::Args),
 }
 
 fn main() -> Result<()> {
@@ -33,6 +36,7 @@ fn main() -> Result<()> {
         Cmd::BenchSnmf(a) => bench_snmf::run(a),
         Cmd::TinyLlava(a) => tiny_llava::run(a),
         Cmd::BenchModel(a) => bench_model::run(a),
+        Cmd::PrepCoco(a) => prep_coco::run(a),
     }
 }
 
