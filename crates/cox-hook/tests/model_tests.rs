@@ -37,15 +37,68 @@ fn selected_vector_equals_full_forward_row() -> anyhow::Result<()> {
     assert_eq!(generation.generated_ids.len(), 16);
     assert_eq!(generation.residuals[0].dims()[0], prompt_len + 16 - 1);
 
-    // Choose t: the first generated token that is a word of the vocabulary.
+    // Choose t twice: the first generated word (j = 0 reads the last prompt row), and a word
+    // first generated at j >= 2 (its predicting row is a fed-back generated token, computed with
+    // the KV cache).
     let tok = llava.tokenizer.inner();
-    let (t, toi) = generation
+    let words: Vec<(String, TokenOfInterest)> = generation
         .generated_ids
         .iter()
         .filter_map(|&id| tok.id_to_token(id))
         .filter(|w| w.chars().all(|c| c.is_ascii_alphabetic()))
-        .find_map(|w| TokenOfInterest::new(tok, &w).ok().map(|toi| (w, toi)))
+        .filter_map(|w| TokenOfInterest::new(tok, &w).ok().map(|toi| (w, toi)))
+        .collect();
+    let first = words
+        .first()
+        .cloned()
         .expect("the random caption contains a word");
+    let later = words
+        .iter()
+        .find(|(_, toi)| toi.find(&generation.generated_ids) >= Some(2))
+        .cloned()
+        .expect("a word first generated at j >= 2");
+    let mut checked_j = Vec::new();
+    for (t, toi) in [first, later] {
+        let j = check_word(&llava, &pixels, &capture, &generation, &t, &toi)?;
+        checked_j.push(j);
+    }
+    assert!(checked_j[1] >= 2, "{checked_j:?}");
+    let toi = &words[0].1;
+
+    // The ground-truth filter and an absent word skip the sample.
+    let sel = select_generation(
+        toi,
+        &["nothing".into()],
+        &generation,
+        &SelectOptions::default(),
+    )?;
+    assert_eq!(sel.skip_reason, Some(SkipReason::GtFilter));
+    let absent = BASE_WORDS
+        .iter()
+        .filter(|w| w.chars().all(|c| c.is_ascii_alphabetic()))
+        .filter_map(|w| TokenOfInterest::new(tok, w).ok())
+        .find(|o| generation.generated_ids.iter().all(|id| !o.matches(*id)))
+        .expect("some word is not generated");
+    let none = SelectOptions {
+        gt: GtFilter::None,
+        ..Default::default()
+    };
+    let sel = select_generation(&absent, &[], &generation, &none)?;
+    assert_eq!(sel.skip_reason, Some(SkipReason::TokenNotGenerated));
+    Ok(())
+}
+
+/// Selects `t` in `generation` and checks the kept rows against a full forward pass; returns `j`.
+fn check_word(
+    llava: &Llava,
+    pixels: &Tensor,
+    capture: &ResidualCapture,
+    generation: &cox_model::Generation,
+    t: &str,
+    toi: &TokenOfInterest,
+) -> anyhow::Result<usize> {
+    let device = llava.model.device().clone();
+    let prompt_len = generation.prompt_ids.len();
     let j = generation
         .generated_ids
         .iter()
@@ -53,7 +106,7 @@ fn selected_vector_equals_full_forward_row() -> anyhow::Result<()> {
         .unwrap();
 
     let captions = vec![format!("a {t} here")];
-    let sel = select_generation(&toi, &captions, &generation, &SelectOptions::default())?;
+    let sel = select_generation(toi, &captions, generation, &SelectOptions::default())?;
     let rec = sel.kept.expect("kept");
     assert_eq!(rec.token_index, j);
     assert_eq!(rec.token_id, generation.generated_ids[j]);
@@ -64,10 +117,10 @@ fn selected_vector_equals_full_forward_row() -> anyhow::Result<()> {
     let mut ids = generation.prompt_ids.clone();
     ids.extend(&generation.generated_ids);
     let id_t = Tensor::new(ids.as_slice(), &device)?.unsqueeze(0)?;
-    let feats = llava.model.encode_images(&pixels)?;
+    let feats = llava.model.encode_images(pixels)?;
     let embeds = llava.model.embed_multimodal(&id_t, Some(&feats))?;
     let full = PreparedInput { ids, embeds };
-    let out = llava.forward(&full, &capture, Logits::All)?;
+    let out = llava.forward(&full, capture, Logits::All)?;
     for (k, captured) in out.captured.iter().enumerate() {
         let want: Vec<f32> = captured.i((0, rec.position))?.to_vec1()?;
         let d = max_abs_diff(&rec.vectors[k], &want);
@@ -88,32 +141,12 @@ fn selected_vector_equals_full_forward_row() -> anyhow::Result<()> {
         position: PositionRule::AtToken,
         ..Default::default()
     };
-    let rec_at = select_generation(&toi, &captions, &generation, &at)?
+    let rec_at = select_generation(toi, &captions, generation, &at)?
         .kept
         .unwrap();
     assert_eq!(rec_at.position, prompt_len + j);
     let want: Vec<f32> = out.captured[1].i((0, rec_at.position))?.to_vec1()?;
     assert!(max_abs_diff(&rec_at.vectors[1], &want) < 1e-4);
 
-    // The ground-truth filter and an absent word skip the sample.
-    let sel = select_generation(
-        &toi,
-        &["nothing".into()],
-        &generation,
-        &SelectOptions::default(),
-    )?;
-    assert_eq!(sel.skip_reason, Some(SkipReason::GtFilter));
-    let absent = BASE_WORDS
-        .iter()
-        .filter(|w| w.chars().all(|c| c.is_ascii_alphabetic()))
-        .filter_map(|w| TokenOfInterest::new(tok, w).ok())
-        .find(|o| generation.generated_ids.iter().all(|id| !o.matches(*id)))
-        .expect("some word is not generated");
-    let none = SelectOptions {
-        gt: GtFilter::None,
-        ..Default::default()
-    };
-    let sel = select_generation(&absent, &[], &generation, &none)?;
-    assert_eq!(sel.skip_reason, Some(SkipReason::TokenNotGenerated));
-    Ok(())
+    Ok(j)
 }
