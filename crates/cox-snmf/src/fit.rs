@@ -62,6 +62,9 @@ pub struct Fit<T> {
     /// The objective after each completed outer iteration (code step then atom step), as
     /// scikit-learn's `error_` list.
     pub objective_trace: Vec<f64>,
+    /// Seconds since the start of the fit (initialisation included) at which each
+    /// `objective_trace` entry was reached: for objective-versus-time comparisons.
+    pub trace_seconds: Vec<f64>,
     /// Completed outer iterations.
     pub iterations: usize,
     /// Whether the relative-decrease test stopped the fit before `max_iter`.
@@ -343,10 +346,12 @@ fn fit_once<T: Real>(
     let alpha = T::from_f64(p.alpha);
     let bs = p.block_rows.unwrap_or_else(|| default_block_rows::<T>(b));
     let mut trace = Vec::new();
+    let mut trace_seconds = Vec::new();
     let mut converged = false;
     let mut dead_resampled = 0;
     let mut iterations = 0;
     let final_objective;
+    let mut last_atom_step_done = t0.elapsed();
     loop {
         let g64 = gram_cols(&u, b, k);
         let g: Vec<T> = g64.iter().map(|&v| T::from_f64(v)).collect();
@@ -373,6 +378,8 @@ fn fit_once<T: Real>(
             // iteration's atom step: its objective is scikit-learn's error_ entry.
             let f = objective(xx, sums.inner_old, &sums.a_old, &g64, sums.l1_old, p.alpha);
             trace.push(f);
+            // The iteration that reached `f` ended with the previous atom step, before this pass.
+            trace_seconds.push(last_atom_step_done.as_secs_f64());
             let t = trace.len() - 1;
             // The first iterations start from the SVD's infeasible atoms: never stop there.
             if t >= 2 && trace[t - 1] - trace[t] < p.tol * trace[t] {
@@ -392,6 +399,7 @@ fn fit_once<T: Real>(
             &mut rng,
         );
         iterations += 1;
+        last_atom_step_done = t0.elapsed();
     }
     let iterate_time = t1.elapsed();
     Ok(Fit {
@@ -400,6 +408,7 @@ fn fit_once<T: Real>(
         n_samples: m,
         objective: final_objective,
         objective_trace: trace,
+        trace_seconds,
         iterations,
         converged,
         dead_resampled,
