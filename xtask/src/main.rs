@@ -11,6 +11,7 @@ mod bench_model;
 mod bench_snmf;
 mod prep_coco;
 mod tiny_llava;
+mod train_synth;
 
 #[derive(Parser)]
 #[command(name = "xtask", about = "coxlmm project automation")]
@@ -29,6 +30,10 @@ enum Cmd {
     BenchModel(bench_model::Args),
     /// Check (and unpack archives of) a COCO 2014 + Karpathy-split directory for `coco:DIR`.
     PrepCoco(prep_coco::Args),
+    /// Train the tiny LLaVA captioner of the synthetic world and write its checkpoint.
+    TrainSynth(train_synth::Args),
+    /// Caption held-out synthetic scenes with a checkpoint and score every attribute.
+    EvalSynth(train_synth::EvalArgs),
 }
 
 fn main() -> Result<()> {
@@ -37,6 +42,8 @@ fn main() -> Result<()> {
         Cmd::TinyLlava(a) => tiny_llava::run(a),
         Cmd::BenchModel(a) => bench_model::run(a),
         Cmd::PrepCoco(a) => prep_coco::run(a),
+        Cmd::TrainSynth(a) => train_synth::run(a),
+        Cmd::EvalSynth(a) => train_synth::eval(a),
     }
 }
 
