@@ -67,7 +67,7 @@ pub struct DictionaryFile {
 }
 
 /// Writes `<stem>.safetensors` (tensors `concepts` `[K, B]`, `activations` `[M, K]`, optional `mean`
-/// `[B]`, all f32; `__metadata__` `format` and `method`) and `<stem>.json` (the [`DictionaryMeta`]).
+/// `[B]`, all f32; `__metadata__` `format`) and `<stem>.json` (the [`DictionaryMeta`]).
 /// The tensor file is written first and the sidecar last, each atomically.
 pub fn write_dictionary(tensor_file: &Path, dict: &DictionaryFile) -> Result<()> {
     let m = &dict.meta;
@@ -96,10 +96,9 @@ pub fn write_dictionary(tensor_file: &Path, dict: &DictionaryFile) -> Result<()>
         let (dt, b) = encode(mean, DiskDtype::F32);
         tensors.push(("mean", vec![mean.len()], dt, b));
     }
-    let md = HashMap::from([
-        ("format".to_string(), DICTIONARY_FORMAT.to_string()),
-        ("method".to_string(), m.method.clone()),
-    ]);
+    // One entry only: safetensors serialises this map in hash order, and the files must be
+    // byte-identical for identical inputs. The method is in the sidecar.
+    let md = HashMap::from([("format".to_string(), DICTIONARY_FORMAT.to_string())]);
     let buf = serialize(tensor_file, tensors, md)?;
     atomic_write(tensor_file, &buf)?;
     let side = sidecar_path(tensor_file);
