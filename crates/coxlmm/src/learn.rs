@@ -14,13 +14,17 @@ use serde_json::json;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Activation matrix: a safetensors file (`[M, B]`, f16/bf16/f32/f64), or `synthetic:MxB` for
-    /// generated token-like data (method.md Part B §3.2).
+    /// Activation matrix: a safetensors file (`[M, B]`, f16/bf16/f32/f64), an activation-store
+    /// directory written by `coxlmm extract`, or `synthetic:MxB` for generated token-like data
+    /// (method.md Part B §3.2).
     #[arg(long, default_value = "synthetic:2000x512")]
     activations: String,
     /// Name of the tensor to read (default: `activations`, or the file's only 2-D tensor).
     #[arg(long)]
     tensor: Option<String>,
+    /// Layer to read from an activation-store directory (needed when it holds several).
+    #[arg(long)]
+    layer: Option<String>,
     /// Decomposition: snmf (the paper's Semi-NMF), pca, kmeans or simple.
     #[arg(long, default_value = "snmf")]
     method: Method,
@@ -180,6 +184,22 @@ fn load(a: &Args) -> Result<Loaded> {
         ));
     }
     let path = PathBuf::from(&a.activations);
+    if path.is_dir() {
+        let run = cox_store::read_run(&path, a.layer.as_deref())?;
+        if run.matrix.rows == 0 {
+            bail!(
+                "{}: the store holds no rows (no sample generated the token of interest)",
+                path.display()
+            );
+        }
+        let prov = json!({"store": path.display().to_string(), "layer": run.layer, "manifest": run.manifest});
+        return Ok((
+            run.matrix,
+            format!("{} (layer {})", path.display(), run.layer),
+            Some(run.sample_ids),
+            Some(prov),
+        ));
+    }
     let file = read_activations(&path, a.tensor.as_deref())?;
     let ids = file.sidecar.as_ref().and_then(|s| {
         s.get("sample_ids")?

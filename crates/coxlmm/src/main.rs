@@ -3,6 +3,7 @@
 
 use clap::{Parser, Subcommand};
 
+mod extract;
 mod learn;
 
 #[derive(Parser)]
@@ -26,6 +27,10 @@ struct Cli {
 enum Cmd {
     /// Learn a concept dictionary from an activation matrix (Semi-NMF or a baseline).
     Learn(learn::Args),
+    /// Caption a dataset with a LLaVA model and store the residual vectors predicting a token.
+    Extract(extract::Args),
+    /// Merge the part stores of a sharded `extract` run into one.
+    Merge(extract::MergeArgs),
 }
 
 fn main() {
@@ -48,6 +53,8 @@ fn main() {
     }
     let result = match cli.cmd {
         Cmd::Learn(a) => learn::run(a),
+        Cmd::Extract(a) => extract::run(a),
+        Cmd::Merge(a) => extract::merge(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

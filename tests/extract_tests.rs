@@ -1,0 +1,317 @@
+//! End to end tests of `coxlmm extract` / `coxlmm merge` on a tiny random LLaVA and a small
+//! `folder:` dataset: extract → learn, a killed run resumed, shards merged, refused resumes, and a
+//! corrupt image recorded as a skip.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use cox_hook::TokenOfInterest;
+use cox_model::testing::{write_tiny_llava, TinyConfig};
+use cox_model::{Llava, LoadOptions};
+
+const PROMPT: &str = "\nProvide a one-sentence caption for the provided image.";
+const N: usize = 7;
+const CORRUPT: usize = 3;
+const NO_GT: usize = 5;
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+    model: PathBuf,
+    data: PathBuf,
+    token: String,
+}
+
+/// A tiny model, a 7-image dataset (image 3 is not an image, captions of 5 lack the token) and a
+/// token of interest the model generates for image 0.
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_path_buf();
+    let model = root.join("model");
+    write_tiny_llava(&model, &TinyConfig::tiny(), 3).unwrap();
+    let data = root.join("data");
+    std::fs::create_dir_all(data.join("images")).unwrap();
+    for i in 0..N {
+        let p = data.join(format!("images/{i}.png"));
+        if i == CORRUPT {
+            std::fs::write(&p, b"not a png").unwrap();
+        } else {
+            image::RgbImage::from_fn(24, 20, |x, y| {
+                image::Rgb([
+                    (x * 9 + i as u32 * 30) as u8,
+                    (y * 11) as u8,
+                    (i * 40) as u8,
+                ])
+            })
+            .save(&p)
+            .unwrap();
+        }
+    }
+    let mut llava = Llava::load(model.to_str().unwrap(), &LoadOptions::default()).unwrap();
+    llava.tokenizer.eos_token_ids.clear();
+    let g = llava
+        .caption(data.join("images/0.png"), PROMPT, 12)
+        .unwrap();
+    let tok = llava.tokenizer.inner();
+    let token = g
+        .generated_ids
+        .iter()
+        .filter_map(|&id| tok.id_to_token(id))
+        .find(|w| {
+            w.len() > 1
+                && w.chars().all(|c| c.is_ascii_alphabetic())
+                && TokenOfInterest::new(tok, w).is_ok_and(|t| t.find(&g.generated_ids).is_some())
+        })
+        .expect("the tiny model generates a word");
+    let lines: String = (0..N)
+        .map(|i| {
+            let cap = if i == NO_GT {
+                "nothing here".to_string()
+            } else {
+                format!("a {token} here")
+            };
+            format!(
+                "{{\"image\": \"images/{i}.png\", \"captions\": [\"{cap}\"], \"id\": \"s{i}\", \"split\": \"train\"}}\n"
+            )
+        })
+        .collect();
+    std::fs::write(data.join("captions.jsonl"), lines).unwrap();
+    Fixture {
+        _dir: dir,
+        root,
+        model,
+        data,
+        token,
+    }
+}
+
+impl Fixture {
+    fn extract_cmd(&self, out: &Path, token: &str, layer: &str, extra: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_coxlmm"));
+        c.args(["extract", "--model"])
+            .arg(&self.model)
+            .arg("--data")
+            .arg(format!("folder:{}", self.data.display()))
+            .args([
+                "--split", "train", "--token", token, "--layer", layer, "--out",
+            ])
+            .arg(out)
+            .args([
+                "--max-new-tokens",
+                "12",
+                "--shard-size",
+                "2",
+                "--ignore-eos",
+            ])
+            .args(extra)
+            .env_remove("SLURM_ARRAY_TASK_ID")
+            .env_remove("JOB_COMPLETION_INDEX")
+            .env_remove(FAIL_ENV);
+        c
+    }
+
+    fn extract(&self, out: &Path, extra: &[&str]) -> Output {
+        self.extract_cmd(out, &self.token, "1,norm", extra)
+            .output()
+            .unwrap()
+    }
+}
+
+const FAIL_ENV: &str = "COXLMM_FAIL_AFTER_SHARDS";
+
+fn ok(o: &Output) -> String {
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        o.status.success(),
+        "failed: {}\n{out}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    out
+}
+
+fn shard_files(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut v: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_name().to_string_lossy().starts_with("shard-"))
+        .map(|e| {
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read(e.path()).unwrap(),
+            )
+        })
+        .collect();
+    v.sort();
+    assert!(!v.is_empty(), "no shard files in {}", dir.display());
+    v
+}
+
+#[test]
+fn extract_then_learn_with_a_corrupt_image_skipped() {
+    let f = fixture();
+    let out = f.root.join("run/train");
+    let text = ok(&f.extract(&out, &["--dtype", "f32"]));
+    assert!(text.contains(&format!("scanned          {N}")), "{text}");
+    assert!(text.contains("image_unreadable 1"), "{text}");
+    assert!(text.contains("gt_filter 1"), "{text}");
+
+    let samples = cox_store::read_run_samples(&out).unwrap();
+    assert_eq!(samples.len(), N);
+    let bad = &samples[CORRUPT];
+    assert!(
+        bad.skip.as_deref().unwrap().starts_with("image_unreadable"),
+        "{bad:?}"
+    );
+    assert_eq!(samples[NO_GT].skip.as_deref(), Some("gt_filter"));
+    assert!(samples[0].row == Some(0) && samples[0].generated.is_some());
+
+    let run = cox_store::read_run(&out, Some("norm")).unwrap();
+    assert!(run.matrix.rows >= 1);
+    assert_eq!(run.matrix.cols, 64);
+    assert_eq!(run.sample_ids[0], "s0");
+    assert!(run.manifest.complete);
+    assert_eq!(run.manifest.shards.len(), N.div_ceil(2));
+
+    // The Python-facing layout: per-layer [n, B] tensors and an i64 index per shard.
+    let bytes = std::fs::read(out.join("shard-00000.safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let rows0 = run.manifest.shards[0].rows;
+    assert_eq!(st.tensor("layer.1").unwrap().shape(), &[rows0, 64]);
+    assert_eq!(st.tensor("index").unwrap().shape(), &[rows0]);
+
+    // learn reads the store directory; with two layers, --layer picks one.
+    let dict = f.root.join("dict");
+    let learn = |layer: Option<&str>| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_coxlmm"));
+        c.args(["learn", "--activations"])
+            .arg(&out)
+            .args(["--method", "pca", "--k", "1", "--out"])
+            .arg(&dict);
+        if let Some(l) = layer {
+            c.args(["--layer", l]);
+        }
+        c.output().unwrap()
+    };
+    let text = ok(&learn(Some("norm")));
+    assert!(text.contains("learnt 1 concepts"), "{text}");
+    let side: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(f.root.join("dict.json")).unwrap()).unwrap();
+    assert_eq!(side["sample_ids"][0], "s0");
+    let err = learn(None);
+    assert!(!err.status.success());
+    assert!(String::from_utf8_lossy(&err.stderr).contains("--layer"));
+}
+
+#[test]
+fn killed_run_resumes_to_the_uninterrupted_result_and_other_settings_are_refused() {
+    let f = fixture();
+    let full = f.root.join("full");
+    ok(&f.extract(&full, &[]));
+
+    // Stopped (as if killed) right after its first shard: the manifest lists one shard.
+    let part = f.root.join("part");
+    let o = f
+        .extract_cmd(&part, &f.token, "1,norm", &[])
+        .env(FAIL_ENV, "1")
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let m = cox_store::read_manifest(&part).unwrap().unwrap();
+    assert_eq!((m.shards.len(), m.complete), (1, false));
+    assert!(cox_store::read_run(&part, Some("1")).is_err());
+
+    // Resuming with another token or layer set is refused with the difference named.
+    for (token, layer, what) in [
+        ("zzzz", "1,norm", "token"),
+        (f.token.as_str(), "1", "layers"),
+    ] {
+        let o = f.extract_cmd(&part, token, layer, &[]).output().unwrap();
+        assert!(!o.status.success());
+        let e = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            e.contains("another run") && e.contains(what) || e.contains("token of interest"),
+            "{e}"
+        );
+    }
+
+    // A real kill at an arbitrary moment, then the same command again.
+    let killed = f.root.join("killed");
+    let mut child = f
+        .extract_cmd(&killed, &f.token, "1,norm", &[])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let t0 = std::time::Instant::now();
+    while !killed.join("shard-00000.safetensors").exists()
+        && t0.elapsed() < std::time::Duration::from_secs(60)
+        && child.try_wait().unwrap().is_none()
+    {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+
+    let text = ok(&f.extract(&part, &[]));
+    assert!(text.contains(&format!("scanned          {N}")), "{text}");
+    ok(&f.extract(&killed, &[]));
+    assert_eq!(shard_files(&full), shard_files(&part));
+    assert_eq!(shard_files(&full), shard_files(&killed));
+    // Running a complete store again changes nothing.
+    ok(&f.extract(&part, &[]));
+    assert_eq!(shard_files(&full), shard_files(&part));
+}
+
+#[test]
+fn three_shard_processes_merged_equal_a_single_run() {
+    let f = fixture();
+    let single = f.root.join("single");
+    ok(&f.extract(&single, &[]));
+    let parts: Vec<PathBuf> = (0..3).map(|i| f.root.join(format!("shard-{i}"))).collect();
+    let children: Vec<_> = parts
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let mut c = f.extract_cmd(p, &f.token, "1,norm", &[]);
+            if i == 2 {
+                // The last part takes its index from a Slurm array's environment.
+                c.env("SLURM_ARRAY_TASK_ID", "2")
+                    .env("SLURM_ARRAY_TASK_COUNT", "3");
+            } else {
+                c.args(["--shard", &format!("{i}/3")]);
+            }
+            c.spawn().unwrap()
+        })
+        .collect();
+    for c in children {
+        assert!(c.wait_with_output().unwrap().status.success());
+    }
+    let merged = f.root.join("merged");
+    let merge = |out: &Path, parts: &[PathBuf]| {
+        Command::new(env!("CARGO_BIN_EXE_coxlmm"))
+            .arg("merge")
+            .arg("--out")
+            .arg(out)
+            .args(parts)
+            .output()
+            .unwrap()
+    };
+    ok(&merge(
+        &merged,
+        &[parts[2].clone(), parts[0].clone(), parts[1].clone()],
+    ));
+    assert_eq!(shard_files(&single), shard_files(&merged));
+    let a = cox_store::read_run(&single, Some("norm")).unwrap();
+    let b = cox_store::read_run(&merged, Some("norm")).unwrap();
+    assert_eq!((a.matrix, a.sample_ids), (b.matrix, b.sample_ids));
+
+    // A missing part is refused.
+    let o = merge(&f.root.join("bad"), &parts[..2]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("missing"));
+}
