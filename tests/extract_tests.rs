@@ -315,3 +315,33 @@ fn three_shard_processes_merged_equal_a_single_run() {
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("missing"));
 }
+
+#[test]
+fn bad_inputs_get_clear_errors() {
+    let f = fixture();
+    let err = |c: &mut Command| {
+        let o = c.output().unwrap();
+        assert!(!o.status.success());
+        String::from_utf8_lossy(&o.stderr).into_owned()
+    };
+    // A token that is not one word.
+    let e = err(&mut f.extract_cmd(&f.root.join("a"), "two words", "1", &[]));
+    assert!(e.contains("token of interest"), "{e}");
+    // No sample in the split.
+    let e = err(&mut f.extract_cmd(&f.root.join("b"), &f.token, "1", &["--split", "val"]));
+    assert!(
+        e.to_lowercase().contains("no sample") || e.contains("empty"),
+        "{e}"
+    );
+    // A layer the model does not have.
+    let e = err(&mut f.extract_cmd(&f.root.join("c"), &f.token, "99", &[]));
+    assert!(e.contains("99"), "{e}");
+    // An output folder holding something else.
+    let e = err(&mut f.extract_cmd(&f.data, &f.token, "1", &[]));
+    assert!(e.contains("not empty"), "{e}");
+    // A missing dataset folder.
+    let mut c = f.extract_cmd(&f.root.join("d"), &f.token, "1", &[]);
+    c.args(["--data", "folder:/nonexistent/coxlmm"]);
+    let e = err(&mut c);
+    assert!(e.contains("/nonexistent/coxlmm"), "{e}");
+}

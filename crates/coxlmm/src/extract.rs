@@ -23,6 +23,7 @@ const DEFAULT_PROMPT: &str = "\nProvide a one-sentence caption for the provided 
 const FAIL_AFTER_ENV: &str = "COXLMM_FAIL_AFTER_SHARDS";
 
 #[derive(clap::Args)]
+#[command(args_override_self = true)]
 pub struct Args {
     /// Model: a LLaVA-1.5 checkpoint directory or a hub id in the local Hugging Face cache.
     #[arg(long)]
