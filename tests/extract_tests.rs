@@ -179,6 +179,39 @@ fn extract_then_learn_with_a_corrupt_image_skipped() {
     assert_eq!(st.tensor("layer.1").unwrap().shape(), &[rows0, 64]);
     assert_eq!(st.tensor("index").unwrap().shape(), &[rows0]);
 
+    // The docs/formats.md Python reader, when COXLMM_PYTHON names a Python with safetensors.
+    if let Ok(py) = std::env::var("COXLMM_PYTHON") {
+        let script = r#"
+import json, sys
+import numpy as np
+from safetensors.numpy import load_file
+run = sys.argv[1]
+m = json.load(open(f"{run}/manifest.json"))
+assert m["complete"]
+z, ids = [], []
+for s in m["shards"]:
+    t = load_file(f"{run}/{s['tensors']}")
+    z.append(t["layer.norm"].astype(np.float32))
+    lines = [json.loads(l) for l in open(f"{run}/{s['samples']}")]
+    ids += [l["id"] for l in lines if l["row"] is not None]
+z = np.concatenate(z)
+print(z.shape[0], z.shape[1], ",".join(ids), float(z[0, 0]))
+"#;
+        let o = Command::new(py)
+            .args(["-c", script])
+            .arg(&out)
+            .output()
+            .unwrap();
+        let text = ok(&o);
+        let expect = format!(
+            "{} 64 {} {}",
+            run.matrix.rows,
+            run.sample_ids.join(","),
+            run.matrix.data[0] as f64
+        );
+        assert_eq!(text.trim(), expect);
+    }
+
     // learn reads the store directory; with two layers, --layer picks one.
     let dict = f.root.join("dict");
     let learn = |layer: Option<&str>| {

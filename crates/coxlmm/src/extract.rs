@@ -180,6 +180,22 @@ pub fn run(a: Args) -> Result<()> {
         );
     }
 
+    if start > range.start {
+        // The stored samples must be the ones this command selects (same dataset files).
+        let stored = read_run_samples(&a.out)?;
+        for (rec, (o, s)) in stored.iter().zip(&mine) {
+            if rec.ordinal != *o || rec.id != s.id {
+                bail!(
+                    "{}: sample {o} is {:?} in the store but {:?} in {}; the dataset changed since \
+                     this store was started: choose another --out",
+                    a.out.display(),
+                    rec.id,
+                    s.id,
+                    source
+                );
+            }
+        }
+    }
     let todo = &mine[start - range.start..];
     let bar = progress_bar(range.len() as u64, (start - range.start) as u64);
     let capture = ResidualCapture::new(layers.iter().copied());
