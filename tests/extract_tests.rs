@@ -372,6 +372,9 @@ fn bad_inputs_get_clear_errors() {
     // An output folder holding something else.
     let e = err(&mut f.extract_cmd(&f.data, &f.token, "1", &[]));
     assert!(e.contains("not empty"), "{e}");
+    // A device this build lacks (or an unparsable one).
+    let e = err(&mut f.extract_cmd(&f.root.join("e"), &f.token, "1", &["--device", "gpu"]));
+    assert!(e.contains("expected cpu, cuda or cuda:N"), "{e}");
     // A missing dataset folder.
     let mut c = f.extract_cmd(&f.root.join("d"), &f.token, "1", &[]);
     c.args(["--data", "folder:/nonexistent/coxlmm"]);

@@ -78,6 +78,12 @@ pub struct Args {
     /// Samples per shard file (the unit of resumption).
     #[arg(long, default_value_t = 256)]
     shard_size: usize,
+    /// Device: cpu, or cuda / cuda:N (needs a build with `--features cuda`).
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// Compute dtype of the model: f32, f16 or bf16.
+    #[arg(long, default_value = "f32", value_parser = ["f32", "f16", "bf16"])]
+    model_dtype: String,
     /// Generate max-new-tokens tokens, ignoring EOS (for random test models).
     #[arg(long, hide = true)]
     ignore_eos: bool,
@@ -123,7 +129,33 @@ pub fn run(a: Args) -> Result<()> {
     let mine: Vec<(usize, &cox_data::Sample)> =
         range.clone().map(|o| (o, &samples[selection[o]])).collect();
 
-    let mut llava = Llava::load(&a.model, &LoadOptions::default())
+    let device = match a.device.as_str() {
+        "cpu" => candle_core::Device::Cpu,
+        d => {
+            let n = match d.strip_prefix("cuda") {
+                Some("") => 0,
+                Some(n) => n
+                    .strip_prefix(':')
+                    .and_then(|n| n.parse().ok())
+                    .with_context(|| format!("--device {d}: expected cpu, cuda or cuda:N"))?,
+                None => bail!("--device {d}: expected cpu, cuda or cuda:N"),
+            };
+            candle_core::Device::new_cuda(n).with_context(|| {
+                format!("--device {d}: no CUDA device (is coxlmm built with --features cuda?)")
+            })?
+        }
+    };
+    let dtype = match a.model_dtype.as_str() {
+        "f16" => candle_core::DType::F16,
+        "bf16" => candle_core::DType::BF16,
+        _ => candle_core::DType::F32,
+    };
+    let load = LoadOptions {
+        dtype,
+        device,
+        ..LoadOptions::default()
+    };
+    let mut llava = Llava::load(&a.model, &load)
         .with_context(|| format!("cannot load the model {}", a.model))?;
     if a.ignore_eos {
         llava.tokenizer.eos_token_ids.clear();
@@ -143,6 +175,7 @@ pub fn run(a: Args) -> Result<()> {
     let settings = json!({
         "model": a.model,
         "model_config_sha256": config_sha,
+        "model_dtype": a.model_dtype,
         "token": a.token,
         "position": a.position,
         "gt_filter": a.gt_filter,

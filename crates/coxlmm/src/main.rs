@@ -28,7 +28,7 @@ enum Cmd {
     /// Learn a concept dictionary from an activation matrix (Semi-NMF or a baseline).
     Learn(learn::Args),
     /// Caption a dataset with a LLaVA model and store the residual vectors predicting a token.
-    Extract(extract::Args),
+    Extract(Box<extract::Args>),
     /// Merge the part stores of a sharded `extract` run into one.
     Merge(extract::MergeArgs),
 }
@@ -53,7 +53,7 @@ fn main() {
     }
     let result = match cli.cmd {
         Cmd::Learn(a) => learn::run(a),
-        Cmd::Extract(a) => extract::run(a),
+        Cmd::Extract(a) => extract::run(*a),
         Cmd::Merge(a) => extract::merge(a),
     };
     if let Err(e) = result {
