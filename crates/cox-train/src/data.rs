@@ -120,9 +120,9 @@ pub fn make_batch(
     let mut positions = Vec::new();
     let mut targets = Vec::new();
     for (r, (row, start)) in rows.iter().enumerate() {
-        for k in *start..row.len() {
+        for (k, &t) in row.iter().enumerate().skip(*start) {
             positions.push((r * seq + k - 1) as u32);
-            targets.push(row[k]);
+            targets.push(t);
         }
         ids.extend_from_slice(row);
         ids.extend(std::iter::repeat_n(pad_id, seq - row.len()));
