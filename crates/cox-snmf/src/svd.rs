@@ -5,6 +5,7 @@ use faer::{Accum, Mat, MatRef, Par};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
+use rayon::prelude::*;
 
 use crate::{Error, Real, Result, SamplesRef, SvdMethod};
 
@@ -94,32 +95,16 @@ fn randomized<T: Real>(
         T::from_f64(v)
     });
     // Range of X: Q = orth(X Ω), refined by power iterations Q ← orth(X orth(Xᵀ Q)).
-    let mut y = Mat::<T>::zeros(m, l);
-    matmul(
-        y.as_mut(),
-        Accum::Replace,
-        xt.transpose(),
-        omega.as_ref(),
-        T::one(),
-        par,
-    );
+    let y = x_times(xt, omega.as_ref(), par);
     let mut q = y.qr().compute_thin_Q();
-    let mut w = Mat::<T>::zeros(b, l);
     for _ in 0..power_iters {
-        matmul(w.as_mut(), Accum::Replace, xt, q.as_ref(), T::one(), par);
+        let w = xt_times(xt, q.as_ref(), par);
         let qw = w.qr().compute_thin_Q();
-        matmul(
-            y.as_mut(),
-            Accum::Replace,
-            xt.transpose(),
-            qw.as_ref(),
-            T::one(),
-            par,
-        );
+        let y = x_times(xt, qw.as_ref(), par);
         q = y.qr().compute_thin_Q();
     }
     // W = Xᵀ Q (B × l) = Uw S Vwᵀ, so X ≈ Q Qᵀ X = Q Wᵀ = (Q Vw) S Uwᵀ.
-    matmul(w.as_mut(), Accum::Replace, xt, q.as_ref(), T::one(), par);
+    let w = xt_times(xt, q.as_ref(), par);
     let svd = w.thin_svd().map_err(|_| Error::SvdFailed)?;
     let mut u = Mat::<T>::zeros(m, k);
     matmul(
@@ -136,6 +121,73 @@ fn randomized<T: Real>(
         s: (0..k).map(|i| s[i]).collect(),
         v: svd.U().get(.., ..k).to_owned(),
     })
+}
+
+/// Rows per block of the products below (as in the fused pass: a block of X stays in cache).
+fn block_rows<T>(b: usize) -> usize {
+    crate::dictionary::default_block_rows::<T>(b)
+}
+
+/// `X A` for `X = xtᵀ` (`M × B`) and `A` (`B × l`), by blocks of rows of X in parallel (faer's
+/// threaded product is slow for these skinny shapes).
+fn x_times<T: Real>(xt: MatRef<'_, T>, a: MatRef<'_, T>, par: Par) -> Mat<T> {
+    let (m, l) = (xt.ncols(), a.ncols());
+    let bs = block_rows::<T>(xt.nrows());
+    let block = |r0: usize| {
+        let mb = bs.min(m - r0);
+        let mut out = Mat::<T>::zeros(mb, l);
+        matmul(
+            out.as_mut(),
+            Accum::Replace,
+            xt.subcols(r0, mb).transpose(),
+            a,
+            T::one(),
+            Par::Seq,
+        );
+        (r0, out)
+    };
+    let starts: Vec<usize> = (0..m).step_by(bs).collect();
+    let parts: Vec<(usize, Mat<T>)> = match par {
+        Par::Seq => starts.into_iter().map(block).collect(),
+        _ => starts.into_par_iter().map(block).collect(),
+    };
+    let mut y = Mat::<T>::zeros(m, l);
+    for (r0, part) in parts {
+        y.as_mut()
+            .subrows_mut(r0, part.nrows())
+            .copy_from(part.as_ref());
+    }
+    y
+}
+
+/// `Xᵀ Q` for `X = xtᵀ` (`M × B`) and `Q` (`M × l`): partial sums over 16 fixed groups of rows,
+/// added in order, so the result does not depend on the thread count.
+fn xt_times<T: Real>(xt: MatRef<'_, T>, q: MatRef<'_, T>, par: Par) -> Mat<T> {
+    let (b, m, l) = (xt.nrows(), xt.ncols(), q.ncols());
+    let group_rows = m.div_ceil(16).max(1);
+    let group = |r0: usize| {
+        let mb = group_rows.min(m - r0);
+        let mut out = Mat::<T>::zeros(b, l);
+        matmul(
+            out.as_mut(),
+            Accum::Replace,
+            xt.subcols(r0, mb),
+            q.subrows(r0, mb),
+            T::one(),
+            Par::Seq,
+        );
+        out
+    };
+    let starts: Vec<usize> = (0..m).step_by(group_rows).collect();
+    let parts: Vec<Mat<T>> = match par {
+        Par::Seq => starts.into_iter().map(group).collect(),
+        _ => starts.into_par_iter().map(group).collect(),
+    };
+    let mut w = Mat::<T>::zeros(b, l);
+    for part in parts {
+        w += part;
+    }
+    w
 }
 
 /// scikit-learn's `svd_flip(u, v, u_based_decision=True)`: for each component the entry of `u`'s
