@@ -74,13 +74,25 @@ pub fn python_env(root: &Path, packages: &[&str]) -> Result<PathBuf> {
     let check = packages
         .iter()
         .map(|p| {
-            let name = p.split(['=', '<', '>']).next().unwrap_or(p).replace('-', "_");
-            let module = if name == "scikit_learn" { "sklearn".to_string() } else { name };
+            let name = p
+                .split(['=', '<', '>'])
+                .next()
+                .unwrap_or(p)
+                .replace('-', "_");
+            let module = if name == "scikit_learn" {
+                "sklearn".to_string()
+            } else {
+                name
+            };
             format!("import {module}")
         })
         .collect::<Vec<_>>()
         .join("; ");
-    let have = Command::new(&py).args(["-c", &check]).output()?.status.success();
+    let have = Command::new(&py)
+        .args(["-c", &check])
+        .output()?
+        .status
+        .success();
     if !have {
         eprintln!("installing {} into {}", packages.join(" "), venv.display());
         let ok = Command::new(&py)
