@@ -156,3 +156,27 @@ pub(crate) fn assign(
     });
     best.into_iter().unzip()
 }
+
+/// Centres the samples: the column means (f64, summed in sample order, so deterministic), the
+/// centred samples (sample-major f32) and their total sum of squares (f64).
+pub(crate) fn center(x: SamplesRef<'_, f32>) -> (Vec<f64>, Vec<f32>, f64) {
+    let (m, b) = (x.n_samples(), x.n_features());
+    let mut mean = vec![0.0f64; b];
+    for i in 0..m {
+        mean.iter_mut()
+            .zip(x.sample(i))
+            .for_each(|(s, &v)| *s += v as f64);
+    }
+    mean.iter_mut().for_each(|s| *s /= m as f64);
+    let mut ss = 0.0f64;
+    let xc: Vec<f32> = x
+        .as_slice()
+        .chunks_exact(b)
+        .flat_map(|row| row.iter().zip(&mean).map(|(&v, &mu)| v as f64 - mu))
+        .map(|v| {
+            ss += v * v;
+            v as f32
+        })
+        .collect();
+    (mean, xc, ss)
+}

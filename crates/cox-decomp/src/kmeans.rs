@@ -8,7 +8,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::dictionary::inverse_distances;
 use crate::error::check_data;
-use crate::kernels::{assign, sq_distances};
+use crate::kernels::{assign, center, sq_distances};
 use crate::{ConceptDictionary, Decomposed, Decomposition, Error, FitReport, Method, Result};
 
 /// The reference's `kmeans` baseline, scikit-learn 1.5's `KMeans(n_clusters=K, max_iter=5000)`
@@ -312,24 +312,8 @@ impl Decomposition for KMeans {
             SamplesRef::new(c, k, b)?.check_finite()?;
         }
         let start = Instant::now();
-        // Column means and variances in f64; scikit-learn's tolerance is tol · mean(var(X, axis=0)).
-        let mut mean = vec![0.0f64; b];
-        for i in 0..m {
-            mean.iter_mut()
-                .zip(x.sample(i))
-                .for_each(|(s, &v)| *s += v as f64);
-        }
-        mean.iter_mut().for_each(|s| *s /= m as f64);
-        let mut ss = 0.0f64;
-        let xc: Vec<f32> = x
-            .as_slice()
-            .chunks_exact(b)
-            .flat_map(|row| row.iter().zip(&mean).map(|(&v, &mu)| v as f64 - mu))
-            .map(|v| {
-                ss += v * v;
-                v as f32
-            })
-            .collect();
+        // scikit-learn's tolerance is tol · mean(var(X, axis=0)).
+        let (mean, xc, ss) = center(x);
         let tol = self.tol * ss / (m as f64 * b as f64);
         let xs = SamplesRef::new(&xc, m, b)?;
         let mut rng = ChaCha8Rng::seed_from_u64(self.seed);

@@ -5,6 +5,7 @@ use std::time::Instant;
 use cox_snmf::{top_k_svd, Par, SamplesRef, SvdMethod};
 
 use crate::error::check_data;
+use crate::kernels::center;
 use crate::{ConceptDictionary, Decomposed, Decomposition, Error, FitReport, Method, Result};
 
 /// The reference's `pca` baseline, scikit-learn 1.5's `PCA(n_components=K)` (`method.md` §1.4):
@@ -89,24 +90,7 @@ impl Decomposition for Pca {
             });
         }
         let start = Instant::now();
-        // Column means in f64, summed in sample order (deterministic).
-        let mut mean = vec![0.0f64; b];
-        for i in 0..m {
-            mean.iter_mut()
-                .zip(x.sample(i))
-                .for_each(|(s, &v)| *s += v as f64);
-        }
-        mean.iter_mut().for_each(|s| *s /= m as f64);
-        let mut total_ss = 0.0f64;
-        let xc: Vec<f32> = x
-            .as_slice()
-            .chunks_exact(b)
-            .flat_map(|row| row.iter().zip(&mean).map(|(&v, &mu)| v as f64 - mu))
-            .map(|v| {
-                total_ss += v * v;
-                v as f32
-            })
-            .collect();
+        let (mean, xc, total_ss) = center(x);
         let svd = top_k_svd(
             SamplesRef::new(&xc, m, b)?,
             k,
