@@ -13,6 +13,12 @@ fn golden() -> Value {
     serde_json::from_str(&std::fs::read_to_string(path).expect("golden fixture")).unwrap()
 }
 
+/// `(m, b, k)` of the fixture.
+fn dims(g: &Value) -> (usize, usize, usize) {
+    let n = |key: &str| g[key].as_u64().unwrap() as usize;
+    (n("m"), n("b"), n("k"))
+}
+
 fn vec_f64(v: &Value) -> Vec<f64> {
     v.as_array()
         .unwrap()
@@ -24,11 +30,7 @@ fn vec_f64(v: &Value) -> Vec<f64> {
 #[test]
 fn objective_matches_sklearn() {
     let g = golden();
-    let (m, b, k) = (
-        g["m"].as_u64().unwrap() as usize,
-        g["b"].as_u64().unwrap() as usize,
-        g["k"].as_u64().unwrap() as usize,
-    );
+    let (m, b, k) = dims(&g);
     let x = vec_f64(&g["x"]);
     let sk = g["objective_returned"].as_f64().unwrap();
     for init in [Init::Svd(SvdMethod::Exact), Init::Svd(SvdMethod::default())] {
@@ -71,11 +73,7 @@ fn objective_matches_sklearn() {
 #[test]
 fn dictionary_matches_sklearn_atoms() {
     let g = golden();
-    let (m, b, k) = (
-        g["m"].as_u64().unwrap() as usize,
-        g["b"].as_u64().unwrap() as usize,
-        g["k"].as_u64().unwrap() as usize,
-    );
+    let (m, b, k) = dims(&g);
     let x = vec_f64(&g["x"]);
     let sk = vec_f64(&g["components"]);
     let fit = SemiNmf::params()
@@ -103,10 +101,7 @@ fn dictionary_matches_sklearn_atoms() {
 #[test]
 fn encode_matches_sklearn_transform() {
     let g = golden();
-    let (b, k) = (
-        g["b"].as_u64().unwrap() as usize,
-        g["k"].as_u64().unwrap() as usize,
-    );
+    let (_, b, k) = dims(&g);
     let dict = Dictionary::new(vec_f64(&g["components"]), k, b).unwrap();
     let xt = vec_f64(&g["x_test"]);
     let n = xt.len() / b;
