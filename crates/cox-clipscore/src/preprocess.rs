@@ -1,0 +1,241 @@
+//! OpenAI CLIP's image preprocessing (`clip.load(...)[1]`, method.md §4.1):
+//! `Resize(n_px, BICUBIC)` → `CenterCrop(n_px)` → RGB → `ToTensor()` → `Normalize(mean, std)`.
+//!
+//! * Resize: torchvision on a PIL image, i.e. the short side becomes `n_px` and the long side
+//!   `int(n_px * long / short)`, resampled by **a port of Pillow's `ImagingResample`** with its
+//!   bicubic filter (`a = −0.5`, support widened by the scale when downscaling, coefficients in
+//!   22-bit fixed point, horizontal pass first, 8-bit rounding and clipping between the passes).
+//!   On 8-bit RGB input the result is meant to be identical to Pillow's; the fixture test
+//!   (`tests/fixtures/preprocess/`) measures it.
+//! * CenterCrop: torchvision's offsets `int(round((H − n_px) / 2))` (Python rounds halves to
+//!   even), zero padding when the image is smaller.
+//! * The image is converted to 8-bit RGB **before** resizing (the reference converts after; the
+//!   two agree for RGB input, which is what COCO and the fixtures are).
+//!
+//! Output: channel-first `[3, n_px, n_px]` f32, `(x / 255 − mean) / std` with CLIP's mean/std.
+
+use candle_core::{Device, Tensor};
+use image::{DynamicImage, RgbImage};
+
+use crate::error::{ClipError, Result};
+
+pub use cox_model::processor::{CLIP_MEAN, CLIP_STD};
+
+/// Pillow's `PRECISION_BITS` (32 − 8 − 2).
+const PRECISION_BITS: u32 = 22;
+
+/// Pillow's bicubic kernel with `a = −0.5`.
+fn bicubic(x: f64) -> f64 {
+    const A: f64 = -0.5;
+    let x = x.abs();
+    if x < 1.0 {
+        ((A + 2.0) * x - (A + 3.0)) * x * x + 1.0
+    } else if x < 2.0 {
+        (((x - 5.0) * x + 8.0) * x - 4.0) * A
+    } else {
+        0.0
+    }
+}
+
+/// Pillow's `precompute_coeffs` + `normalize_coeffs_8bpc` for the full box `[0, in_size)`:
+/// per output pixel, the first source index, the number of taps, and fixed-point weights
+/// (`ksize` per output pixel).
+fn coeffs(in_size: usize, out_size: usize) -> (Vec<(usize, usize)>, Vec<i32>, usize) {
+    const SUPPORT: f64 = 2.0;
+    let scale = in_size as f64 / out_size as f64;
+    let filterscale = scale.max(1.0);
+    let support = SUPPORT * filterscale;
+    let ksize = support.ceil() as usize * 2 + 1;
+    let mut bounds = Vec::with_capacity(out_size);
+    let mut kk = vec![0i32; out_size * ksize];
+    let mut k = vec![0f64; ksize];
+    for xx in 0..out_size {
+        let center = (xx as f64 + 0.5) * scale;
+        let ss = 1.0 / filterscale;
+        // C's (int) truncates toward zero; the values are clamped to [0, in_size] right after.
+        let xmin = ((center - support + 0.5) as i64).max(0) as usize;
+        let xmax = ((center + support + 0.5) as i64).min(in_size as i64) as usize;
+        let n = xmax.saturating_sub(xmin);
+        let mut ww = 0.0;
+        for (x, kx) in k.iter_mut().enumerate().take(n) {
+            let w = bicubic((x as f64 + xmin as f64 - center + 0.5) * ss);
+            *kx = w;
+            ww += w;
+        }
+        for (x, &kx) in k.iter().enumerate().take(n) {
+            let w = if ww != 0.0 { kx / ww } else { kx };
+            let fixed = w * (1u32 << PRECISION_BITS) as f64;
+            kk[xx * ksize + x] = if w < 0.0 {
+                (-0.5 + fixed) as i32
+            } else {
+                (0.5 + fixed) as i32
+            };
+        }
+        bounds.push((xmin, n));
+    }
+    (bounds, kk, ksize)
+}
+
+/// Pillow's `clip8`: `clamp(v >> PRECISION_BITS, 0, 255)` with an arithmetic shift.
+fn clip8(v: i32) -> u8 {
+    (v >> PRECISION_BITS).clamp(0, 255) as u8
+}
+
+/// Resizes 8-bit RGB like Pillow's `Image.resize((w, h), Image.BICUBIC)`.
+///
+/// ```
+/// use cox_clipscore::preprocess::resize_bicubic_pil;
+/// let img = image::RgbImage::from_pixel(8, 6, image::Rgb([10, 200, 30]));
+/// let out = resize_bicubic_pil(&img, 4, 3);
+/// // A constant image stays constant: the weights of every output pixel sum to one.
+/// assert!(out.pixels().all(|p| p.0 == [10, 200, 30]));
+/// ```
+pub fn resize_bicubic_pil(img: &RgbImage, out_w: u32, out_h: u32) -> RgbImage {
+    let (in_w, in_h) = (img.width() as usize, img.height() as usize);
+    let (out_w, out_h) = (out_w as usize, out_h as usize);
+    if (in_w, in_h) == (out_w, out_h) {
+        return img.clone();
+    }
+    let src = img.as_raw();
+    let half = 1i32 << (PRECISION_BITS - 1);
+    let (vbounds, vk, vksize) = coeffs(in_h, out_h);
+    // Horizontal pass first, over the source rows the vertical pass will read.
+    let (tmp, tmp_w, row0) = if out_w != in_w {
+        let (hbounds, hk, hksize) = coeffs(in_w, out_w);
+        let first = vbounds[0].0;
+        let last = vbounds[out_h - 1].0 + vbounds[out_h - 1].1;
+        let rows = last - first;
+        let mut tmp = vec![0u8; rows * out_w * 3];
+        for r in 0..rows {
+            let y = r + first;
+            let line = &src[y * in_w * 3..(y + 1) * in_w * 3];
+            for (xx, &(xmin, n)) in hbounds.iter().enumerate() {
+                let k = &hk[xx * hksize..xx * hksize + n];
+                let mut acc = [half; 3];
+                for (x, &w) in k.iter().enumerate() {
+                    let p = (xmin + x) * 3;
+                    for c in 0..3 {
+                        acc[c] += i32::from(line[p + c]) * w;
+                    }
+                }
+                for c in 0..3 {
+                    tmp[(r * out_w + xx) * 3 + c] = clip8(acc[c]);
+                }
+            }
+        }
+        (tmp, out_w, first)
+    } else {
+        (src.to_vec(), in_w, 0)
+    };
+    if out_h == in_h {
+        return RgbImage::from_raw(tmp_w as u32, out_h as u32, tmp).expect("buffer size");
+    }
+    let mut out = vec![0u8; out_w * out_h * 3];
+    for (yy, &(ymin, n)) in vbounds.iter().enumerate() {
+        let k = &vk[yy * vksize..yy * vksize + n];
+        let ymin = ymin - row0;
+        for xx in 0..tmp_w {
+            let mut acc = [half; 3];
+            for (y, &w) in k.iter().enumerate() {
+                let p = ((ymin + y) * tmp_w + xx) * 3;
+                for c in 0..3 {
+                    acc[c] += i32::from(tmp[p + c]) * w;
+                }
+            }
+            for c in 0..3 {
+                out[(yy * out_w + xx) * 3 + c] = clip8(acc[c]);
+            }
+        }
+    }
+    RgbImage::from_raw(out_w as u32, out_h as u32, out).expect("buffer size")
+}
+
+/// torchvision's `Resize(n)` output size for an image `w × h`: `(new_w, new_h)`.
+pub fn resized_size(w: u32, h: u32, n_px: u32) -> (u32, u32) {
+    let (short, long) = if w <= h { (w, h) } else { (h, w) };
+    // Python's `int(n * long / short)`: a correctly rounded float quotient, then truncation.
+    let new_long = ((f64::from(n_px) * f64::from(long)) / f64::from(short)) as u32;
+    if w <= h {
+        (n_px, new_long)
+    } else {
+        (new_long, n_px)
+    }
+}
+
+/// torchvision's `CenterCrop(n)` on a PIL image (zero padding when smaller).
+pub fn center_crop(img: &RgbImage, n_px: u32) -> RgbImage {
+    // Python's round() rounds halves to even; (d / 2) is a half exactly when d is odd.
+    let offset = |d: i64| -> i64 {
+        let q = d.div_euclid(2);
+        if d.rem_euclid(2) == 0 {
+            q
+        } else if q % 2 == 0 {
+            q
+        } else {
+            q + 1
+        }
+    };
+    let (w, h) = (i64::from(img.width()), i64::from(img.height()));
+    let n = i64::from(n_px);
+    let (top, left) = (offset(h - n), offset(w - n));
+    let mut out = RgbImage::new(n_px, n_px);
+    for y in 0..n {
+        let sy = y + top;
+        if !(0..h).contains(&sy) {
+            continue;
+        }
+        for x in 0..n {
+            let sx = x + left;
+            if (0..w).contains(&sx) {
+                out.put_pixel(x as u32, y as u32, *img.get_pixel(sx as u32, sy as u32));
+            }
+        }
+    }
+    out
+}
+
+/// CLIP's preprocessing of one decoded image into `[3, n_px, n_px]` (channel-first) f32.
+///
+/// ```
+/// use cox_clipscore::preprocess::{clip_preprocess, CLIP_MEAN, CLIP_STD};
+/// let img = image::DynamicImage::new_rgb8(320, 240);
+/// let px = clip_preprocess(&img, 224)?;
+/// assert_eq!(px.len(), 3 * 224 * 224);
+/// // A black pixel becomes -mean/std.
+/// assert!((px[0] - (-CLIP_MEAN[0] / CLIP_STD[0])).abs() < 1e-6);
+/// # Ok::<(), cox_clipscore::ClipError>(())
+/// ```
+///
+/// # Errors
+/// [`ClipError::Input`] for an empty image or `n_px == 0`.
+pub fn clip_preprocess(img: &DynamicImage, n_px: u32) -> Result<Vec<f32>> {
+    if img.width() == 0 || img.height() == 0 || n_px == 0 {
+        return Err(ClipError::Input(format!(
+            "cannot preprocess a {}×{} image to {n_px} px",
+            img.width(),
+            img.height()
+        )));
+    }
+    let rgb = cox_model::ImageProcessor::to_rgb8(img);
+    let (w, h) = resized_size(rgb.width(), rgb.height(), n_px);
+    let resized = resize_bicubic_pil(&rgb, w.max(1), h.max(1));
+    let cropped = center_crop(&resized, n_px);
+    let plane = (n_px * n_px) as usize;
+    let mut out = vec![0f32; 3 * plane];
+    for (i, px) in cropped.pixels().enumerate() {
+        for c in 0..3 {
+            out[c * plane + i] = (f32::from(px.0[c]) / 255.0 - CLIP_MEAN[c]) / CLIP_STD[c];
+        }
+    }
+    Ok(out)
+}
+
+/// [`clip_preprocess`] of a batch as a `[batch, 3, n_px, n_px]` tensor on `device`.
+pub fn preprocess_batch(images: &[DynamicImage], n_px: u32, device: &Device) -> Result<Tensor> {
+    let mut data = Vec::with_capacity(images.len() * 3 * (n_px * n_px) as usize);
+    for img in images {
+        data.extend(clip_preprocess(img, n_px)?);
+    }
+    let n = n_px as usize;
+    Ok(Tensor::from_vec(data, (images.len(), 3, n, n), device)?)
+}
