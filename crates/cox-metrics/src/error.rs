@@ -39,6 +39,44 @@ pub enum MetricsError {
         /// Samples.
         samples: usize,
     },
+    /// An input matrix (data, atoms, codes, mean) does not have `rows × cols` entries.
+    #[error("{op}: {input} has {len} values, expected {rows} × {cols}")]
+    InputShape {
+        /// The metric.
+        op: &'static str,
+        /// Which input, e.g. `data` or `dictionary 1`.
+        input: String,
+        /// The slice length.
+        len: usize,
+        /// Expected rows.
+        rows: usize,
+        /// Expected columns.
+        cols: usize,
+    },
+    /// An input matrix holds a NaN or an infinity.
+    #[error("{op}: non-finite value in {input} at row {row}, column {column}")]
+    NonFiniteInput {
+        /// The metric.
+        op: &'static str,
+        /// Which input, e.g. `data` or `dictionary 1`.
+        input: String,
+        /// The row (sample, or atom).
+        row: usize,
+        /// The column (feature).
+        column: usize,
+    },
+    /// Fewer items than the metric needs (samples, features, dictionaries).
+    #[error("{op}: needs at least {needed} {what}, got {got}")]
+    TooFew {
+        /// The metric.
+        op: &'static str,
+        /// What is counted, e.g. `samples`.
+        what: &'static str,
+        /// The minimum.
+        needed: usize,
+        /// What was passed.
+        got: usize,
+    },
 }
 
 /// `Result` with [`MetricsError`].

@@ -1,8 +1,17 @@
-//! Evaluation metrics for CoX-LMM concept dictionaries, one module per metric; for now ground-truth
-//! concept recovery ([`recovery`]): how well the best single concept activation detects each known factor
-//! value of the synthetic world, by exact ROC-AUC. It owns the metric maths and their serde-serialisable
-//! reports only: every function is pure over slices, never touches the filesystem, a model or a dataset
-//! crate, and never decides which samples or labels to use (callers pass them in).
+//! Evaluation metrics for CoX-LMM concept dictionaries, one module per metric: ground-truth concept
+//! recovery ([`recovery`]: how well the best single concept activation detects each known factor value
+//! of the synthetic world, by exact ROC-AUC, and the concept→factor matching table), the overlap of the
+//! grounded words ([`overlap`], the paper's Table 2), dictionary stability across seeds ([`stability`],
+//! Hungarian matching of atoms by cosine), activation sparsity ([`sparsity`]), reconstruction error and
+//! explained variance under each method's convention ([`reconstruction`]), and the mean ± std summaries
+//! of the result tables and K sweeps ([`summary`]). It owns the metric maths and their
+//! serde-serialisable reports only: every function is pure over slices, never touches the filesystem,
+//! a model or a dataset crate, and never decides which samples, labels, words or seeds to use (callers
+//! pass them in).
+//!
+//! Data-dependent problems (a NaN, a wrong length, too few samples) are [`MetricsError`]s that name the
+//! input, sample and feature or concept; the small building blocks ([`roc_auc`], [`hoyer`],
+//! [`max_weight_assignment`], [`mean_std`]) panic on broken preconditions instead, as documented.
 //!
 //! ```
 //! use cox_metrics::recovery_auc;
@@ -14,10 +23,24 @@
 //! # Ok::<(), cox_metrics::MetricsError>(())
 //! ```
 
+mod check;
 mod error;
+pub mod overlap;
+pub mod reconstruction;
 pub mod recovery;
+pub mod sparsity;
+pub mod stability;
+pub mod summary;
 
 pub use error::{MetricsError, Result};
+pub use overlap::{overlap, OverlapReport};
+pub use reconstruction::{reconstruction, Reconstruct, ReconstructionReport};
 pub use recovery::{
     average_ranks, recovery_auc, roc_auc, ConceptMatch, FactorRecovery, RecoveryReport,
 };
+pub use sparsity::{hoyer, sparsity, SparsityReport};
+pub use stability::{
+    match_dictionaries, max_weight_assignment, stability_across_seeds, Matching, PairStability,
+    Similarity, StabilityReport,
+};
+pub use summary::{k_sweep_rows, mean_std, KRow, MeanStd};
