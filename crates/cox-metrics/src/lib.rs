@@ -1,9 +1,9 @@
 //! Evaluation metrics for CoX-LMM concept dictionaries, one module per metric: ground-truth concept
 //! recovery ([`recovery`]: how well the best single concept activation detects each known factor value
 //! of the synthetic world, by exact ROC-AUC, and the concept→factor matching table), the overlap of the
-//! grounded words ([`overlap`], the paper's Table 2), dictionary stability across seeds ([`stability`],
-//! Hungarian matching of atoms by cosine), activation sparsity ([`sparsity`]), reconstruction error and
-//! explained variance under each method's convention ([`reconstruction`]), and the mean ± std summaries
+//! grounded words ([`mod@overlap`], the paper's Table 2), dictionary stability across seeds ([`stability`],
+//! Hungarian matching of atoms by cosine), activation sparsity ([`mod@sparsity`]), reconstruction error and
+//! explained variance under each method's convention ([`mod@reconstruction`]), and the mean ± std summaries
 //! of the result tables and K sweeps ([`summary`]). It owns the metric maths and their
 //! serde-serialisable reports only: every function is pure over slices, never touches the filesystem,
 //! a model or a dataset crate, and never decides which samples, labels, words or seeds to use (callers
