@@ -139,7 +139,8 @@ impl ClipConfig {
         };
         let mut c = Self::default();
         if let Some(t) = tower("text_config") {
-            c.text_config = serde_json::from_value(t).map_err(|e| bad(format!("text_config: {e}")))?;
+            c.text_config =
+                serde_json::from_value(t).map_err(|e| bad(format!("text_config: {e}")))?;
         }
         if let Some(t) = tower("vision_config") {
             c.vision_config =
@@ -162,7 +163,10 @@ impl ClipConfig {
             ("text_config.hidden_size", t.hidden_size),
             ("text_config.num_attention_heads", t.num_attention_heads),
             ("text_config.vocab_size", t.vocab_size),
-            ("text_config.max_position_embeddings", t.max_position_embeddings),
+            (
+                "text_config.max_position_embeddings",
+                t.max_position_embeddings,
+            ),
             ("vision_config.hidden_size", v.hidden_size),
             ("vision_config.num_attention_heads", v.num_attention_heads),
             ("vision_config.patch_size", v.patch_size),
@@ -231,12 +235,30 @@ impl ClipConfig {
             out.push((format!("{name}.weight"), vec![h]));
             out.push((format!("{name}.bias"), vec![h]));
         };
-        norm(&mut out, "text_model.final_layer_norm".into(), t.hidden_size);
+        norm(
+            &mut out,
+            "text_model.final_layer_norm".into(),
+            t.hidden_size,
+        );
         norm(&mut out, "vision_model.pre_layrnorm".into(), v.hidden_size);
-        norm(&mut out, "vision_model.post_layernorm".into(), v.hidden_size);
+        norm(
+            &mut out,
+            "vision_model.post_layernorm".into(),
+            v.hidden_size,
+        );
         let towers = [
-            ("text_model", t.num_hidden_layers, t.hidden_size, t.intermediate_size),
-            ("vision_model", v.num_hidden_layers, v.hidden_size, v.intermediate_size),
+            (
+                "text_model",
+                t.num_hidden_layers,
+                t.hidden_size,
+                t.intermediate_size,
+            ),
+            (
+                "vision_model",
+                v.num_hidden_layers,
+                v.hidden_size,
+                v.intermediate_size,
+            ),
         ];
         for (tower, layers, h, i) in towers {
             for l in 0..layers {

@@ -30,7 +30,7 @@
 //! let model = ClipModel::load(dir.path(), candle_core::DType::F32, &candle_core::Device::Cpu)?;
 //! // Real use: ClipScorer::load(dir, &ClipParams { bpe_path: Some(BPE), ..Default::default() }).
 //! let toy = ClipBpe::from_merges_text_lenient("#version: 0.2\nd o\ndo g</w>\n")?;
-//! let scorer = ClipScorer::new(model, ClipTokenizer::Bpe(toy), ClipParams::default())?;
+//! let scorer = ClipScorer::new(model, ClipTokenizer::from(toy), ClipParams::default())?;
 //! let img = image::DynamicImage::new_rgb8(40, 30);
 //! let cs = scorer.clip_score(&img, &["dog".to_string()])?;
 //! assert!((0.0..=2.5).contains(&cs));

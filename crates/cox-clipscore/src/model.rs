@@ -76,9 +76,10 @@ impl TextLayer {
         let probs = candle_nn::ops::softmax_last_dim(&scores)?;
         let attn = probs.matmul(&v)?.transpose(1, 2)?.reshape((b, s, h))?;
         let x = (x + self.out.forward(&attn)?)?;
-        let m = self
-            .fc2
-            .forward(&activate(self.act, &self.fc1.forward(&self.ln2.forward(&x)?)?)?)?;
+        let m = self.fc2.forward(&activate(
+            self.act,
+            &self.fc1.forward(&self.ln2.forward(&x)?)?,
+        )?)?;
         &x + m
     }
 }

@@ -167,12 +167,11 @@ pub fn center_crop(img: &RgbImage, n_px: u32) -> RgbImage {
     // Python's round() rounds halves to even; (d / 2) is a half exactly when d is odd.
     let offset = |d: i64| -> i64 {
         let q = d.div_euclid(2);
-        if d.rem_euclid(2) == 0 {
-            q
-        } else if q % 2 == 0 {
-            q
-        } else {
+        // An odd d is a half: round to the even neighbour of q and q + 1.
+        if d.rem_euclid(2) == 1 && q.rem_euclid(2) == 1 {
             q + 1
+        } else {
+            q
         }
     };
     let (w, h) = (i64::from(img.width()), i64::from(img.height()));

@@ -63,7 +63,9 @@ pub fn text_for_words(prefix: &str, words: &[String]) -> String {
 /// [`ClipError::Input`] if an activation is NaN.
 pub fn rank_concepts(v: &[f32]) -> Result<Vec<usize>> {
     if let Some(i) = v.iter().position(|x| x.is_nan()) {
-        return Err(ClipError::Input(format!("activation of concept {i} is NaN")));
+        return Err(ClipError::Input(format!(
+            "activation of concept {i} is NaN"
+        )));
     }
     let mut idx: Vec<usize> = (0..v.len()).collect();
     idx.sort_by(|&a, &b| v[a].total_cmp(&v[b]));

@@ -62,7 +62,11 @@ impl ClipScorer {
     /// [`ClipError::Input`] for `w < 0`, `batch_size == 0` or `context_length < 2`.
     pub fn load(dir: impl AsRef<Path>, params: &ClipParams) -> Result<Self> {
         let dir = dir.as_ref();
-        if !(params.w >= 0.0) || params.batch_size == 0 || params.context_length < 2 {
+        if params.w.is_nan()
+            || params.w < 0.0
+            || params.batch_size == 0
+            || params.context_length < 2
+        {
             return Err(ClipError::Input(format!(
                 "need w >= 0, batch_size > 0 and context_length >= 2 (got {}, {}, {})",
                 params.w, params.batch_size, params.context_length
@@ -70,12 +74,12 @@ impl ClipScorer {
         }
         let model = ClipModel::load(dir, DType::F32, &params.device)?;
         let tokenizer = match &params.bpe_path {
-            Some(p) => ClipTokenizer::Bpe(ClipBpe::from_file(p)?),
+            Some(p) => ClipTokenizer::from(ClipBpe::from_file(p)?),
             None if dir.join("tokenizer.json").is_file() => {
                 ClipTokenizer::from_tokenizer_json(dir.join("tokenizer.json"))?
             }
             None if dir.join(BPE_FILE).is_file() => {
-                ClipTokenizer::Bpe(ClipBpe::from_file(dir.join(BPE_FILE))?)
+                ClipTokenizer::from(ClipBpe::from_file(dir.join(BPE_FILE))?)
             }
             None => {
                 return Err(ClipError::MissingFile {
@@ -181,7 +185,11 @@ impl ClipScorer {
     pub fn clip_score(&self, image: &DynamicImage, words: &[String]) -> Result<f32> {
         let i = self.embed_images(std::slice::from_ref(image))?;
         let t = self.embed_texts(&[self.text_for_words(words)])?;
-        Ok(score::clip_score_from_embeddings(&i[0], &t[0], self.params.w))
+        Ok(score::clip_score_from_embeddings(
+            &i[0],
+            &t[0],
+            self.params.w,
+        ))
     }
 
     /// Table 1's protocol: for each test image (row `i` of the row-major `images × K`

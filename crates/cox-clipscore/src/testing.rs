@@ -48,7 +48,8 @@ pub fn tiny_config() -> ClipConfig {
 
 /// `config.json` for `cfg`, in HF `CLIPModel` layout.
 pub fn config_json(cfg: &ClipConfig) -> Result<serde_json::Value> {
-    let mut text = serde_json::to_value(&cfg.text_config).map_err(|e| ClipError::Input(e.to_string()))?;
+    let mut text =
+        serde_json::to_value(&cfg.text_config).map_err(|e| ClipError::Input(e.to_string()))?;
     text["model_type"] = "clip_text_model".into();
     text["projection_dim"] = cfg.projection_dim.into();
     let vision =

@@ -276,10 +276,7 @@ impl ClipBpe {
             let mapped: String = if piece == SOT || piece == EOT {
                 piece.to_string()
             } else {
-                piece
-                    .bytes()
-                    .map(|b| self.byte_chars[b as usize])
-                    .collect()
+                piece.bytes().map(|b| self.byte_chars[b as usize]).collect()
             };
             for sym in self.bpe(&mapped) {
                 let id = self
@@ -480,7 +477,7 @@ fn numeric_char(value: u32) -> String {
 #[derive(Debug, Clone)]
 pub enum ClipTokenizer {
     /// OpenAI's BPE from `bpe_simple_vocab_16e6.txt.gz`.
-    Bpe(ClipBpe),
+    Bpe(Box<ClipBpe>),
     /// An HF `tokenizer.json`; `sot`/`eot` are the ids of `<|startoftext|>`/`<|endoftext|>`.
     Hf {
         /// The tokenizer.
@@ -490,6 +487,12 @@ pub enum ClipTokenizer {
         /// Id of `<|endoftext|>`.
         eot: u32,
     },
+}
+
+impl From<ClipBpe> for ClipTokenizer {
+    fn from(bpe: ClipBpe) -> Self {
+        ClipTokenizer::Bpe(Box::new(bpe))
+    }
 }
 
 impl ClipTokenizer {

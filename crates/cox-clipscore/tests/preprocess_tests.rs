@@ -15,10 +15,9 @@ fn fixture_dir() -> PathBuf {
 
 #[test]
 fn resize_and_crop_match_pillow_exactly() {
-    let cases: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(fixture_dir().join("cases.json")).unwrap(),
-    )
-    .unwrap();
+    let cases: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture_dir().join("cases.json")).unwrap())
+            .unwrap();
     let cases = cases["cases"].as_array().unwrap();
     assert_eq!(cases.len(), 4);
     for case in cases {
@@ -53,15 +52,30 @@ fn resize_and_crop_match_pillow_exactly() {
         let px = clip_preprocess(&image::DynamicImage::ImageRgb8(input), 224).unwrap();
         let plane = 224 * 224;
         for probe in case["probes"].as_array().unwrap() {
-            let p: Vec<f64> = probe.as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+            let p: Vec<f64> = probe
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_f64().unwrap())
+                .collect();
             let (c, y, x) = (p[0] as usize, p[1] as usize, p[2] as usize);
             let got = px[c * plane + y * 224 + x];
-            assert!((f64::from(got) - p[3]).abs() < 1e-5, "{name} [{c},{y},{x}]: {got} vs {}", p[3]);
+            assert!(
+                (f64::from(got) - p[3]).abs() < 1e-5,
+                "{name} [{c},{y},{x}]: {got} vs {}",
+                p[3]
+            );
         }
         for (c, m) in case["channel_mean"].as_array().unwrap().iter().enumerate() {
-            let ours: f64 = px[c * plane..(c + 1) * plane].iter().map(|&v| f64::from(v)).sum::<f64>()
+            let ours: f64 = px[c * plane..(c + 1) * plane]
+                .iter()
+                .map(|&v| f64::from(v))
+                .sum::<f64>()
                 / plane as f64;
-            assert!((ours - m.as_f64().unwrap()).abs() < 1e-5, "{name} channel {c} mean");
+            assert!(
+                (ours - m.as_f64().unwrap()).abs() < 1e-5,
+                "{name} channel {c} mean"
+            );
         }
     }
 }

@@ -35,7 +35,8 @@ fn matches_reference_ids_on_fixture() {
     assert_eq!((bpe.sot_id(), bpe.eot_id()), (49406, 49407));
     let fixture: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tokenizer/tokenizer_cases.json"),
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures/tokenizer/tokenizer_cases.json"),
         )
         .unwrap(),
     )
@@ -46,21 +47,36 @@ fn matches_reference_ids_on_fixture() {
     for case in cases {
         let text = case["text"].as_str().unwrap();
         let ids = |k: &str| -> Vec<u32> {
-            case[k].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect()
+            case[k]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_u64().unwrap() as u32)
+                .collect()
         };
         let got_encode = bpe.encode(text).unwrap();
         let got = bpe.tokenize(text, CONTEXT_LENGTH).unwrap();
         if got_encode != ids("encode") || got != ids("ids") {
-            failures.push(format!("{text:?}:\n  ours {got_encode:?}\n  ref  {:?}", ids("encode")));
+            failures.push(format!(
+                "{text:?}:\n  ours {got_encode:?}\n  ref  {:?}",
+                ids("encode")
+            ));
         }
     }
-    assert!(failures.is_empty(), "{} mismatches:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} mismatches:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
 fn paper_prompt_tokens() {
     let Some(bpe) = real_bpe() else { return };
-    let ids = bpe.tokenize("A photo is described by the words dog, grass, ball.", 77).unwrap();
+    let ids = bpe
+        .tokenize("A photo is described by the words dog, grass, ball.", 77)
+        .unwrap();
     // The words are whole tokens of the vocabulary.
     for w in ["dog</w>", "grass</w>", "ball</w>", ",</w>", ".</w>"] {
         assert!(ids.contains(&bpe.token_id(w).unwrap()), "{w}");
@@ -84,12 +100,24 @@ fn framing_and_truncation_follow_clip_tokenize() {
     // 256 bytes + 256 with </w> + 4 merges + 2 specials.
     assert_eq!(bpe.vocab_size(), 518);
     assert_eq!((sot, eot), (516, 517));
-    assert_eq!(bpe.tokenize("Dog  CAT", 6).unwrap(), vec![sot, dog, cat, eot, 0, 0]);
+    assert_eq!(
+        bpe.tokenize("Dog  CAT", 6).unwrap(),
+        vec![sot, dog, cat, eot, 0, 0]
+    );
     // Exactly full: no truncation.
-    assert_eq!(bpe.tokenize("dog cat", 4).unwrap(), vec![sot, dog, cat, eot]);
+    assert_eq!(
+        bpe.tokenize("dog cat", 4).unwrap(),
+        vec![sot, dog, cat, eot]
+    );
     // One too many: the last kept id becomes <|endoftext|>.
-    assert_eq!(bpe.tokenize("dog cat dog", 4).unwrap(), vec![sot, dog, cat, eot]);
-    assert_eq!(bpe.tokenize("dog dog dog dog", 3).unwrap(), vec![sot, dog, eot]);
+    assert_eq!(
+        bpe.tokenize("dog cat dog", 4).unwrap(),
+        vec![sot, dog, cat, eot]
+    );
+    assert_eq!(
+        bpe.tokenize("dog dog dog dog", 3).unwrap(),
+        vec![sot, dog, eot]
+    );
     assert_eq!(bpe.tokenize("", 3).unwrap(), vec![sot, eot, 0]);
 }
 
@@ -100,10 +128,17 @@ fn bpe_merges_by_rank_and_marks_word_ends() {
     let ids = bpe.encode("dogs").unwrap();
     assert_eq!(
         ids,
-        vec![bpe.token_id("do").unwrap(), bpe.token_id("g").unwrap(), bpe.token_id("s</w>").unwrap()]
+        vec![
+            bpe.token_id("do").unwrap(),
+            bpe.token_id("g").unwrap(),
+            bpe.token_id("s</w>").unwrap()
+        ]
     );
     // A one-character word is the byte with </w>.
-    assert_eq!(bpe.encode("a").unwrap(), vec![bpe.token_id("a</w>").unwrap()]);
+    assert_eq!(
+        bpe.encode("a").unwrap(),
+        vec![bpe.token_id("a</w>").unwrap()]
+    );
     // Digits are split one by one; punctuation runs stay together.
     let ids = bpe.encode("12!!").unwrap();
     assert_eq!(
@@ -129,7 +164,10 @@ fn bpe_merges_by_rank_and_marks_word_ends() {
 #[test]
 fn cleaning_matches_the_reference_steps() {
     assert_eq!(ClipBpe::clean("  Hello\t\nWORLD  "), "hello world");
-    assert_eq!(ClipBpe::clean("&amp;amp; &lt;b&gt; &#39;x&#x27;"), "& <b> 'x'");
+    assert_eq!(
+        ClipBpe::clean("&amp;amp; &lt;b&gt; &#39;x&#x27;"),
+        "& <b> 'x'"
+    );
     assert_eq!(ClipBpe::clean("“curly” ‘q’"), "\"curly\" 'q'");
     assert_eq!(ClipBpe::clean("ﬁne ｆｕｌｌ"), "fine full");
     // NFC: e + combining acute becomes é.
@@ -145,9 +183,14 @@ fn bad_files_are_clear_errors() {
     let short = dir.path().join("short.txt");
     std::fs::write(&short, "#version\na b\n").unwrap();
     let e = ClipBpe::from_file(&short).unwrap_err().to_string();
-    assert!(e.contains("short.txt") && e.contains("bpe_simple_vocab_16e6"), "{e}");
+    assert!(
+        e.contains("short.txt") && e.contains("bpe_simple_vocab_16e6"),
+        "{e}"
+    );
     let bad_json = dir.path().join("tokenizer.json");
     std::fs::write(&bad_json, "{").unwrap();
-    let e = ClipTokenizer::from_tokenizer_json(&bad_json).unwrap_err().to_string();
+    let e = ClipTokenizer::from_tokenizer_json(&bad_json)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("tokenizer.json"), "{e}");
 }
