@@ -194,3 +194,101 @@ fn bad_files_are_clear_errors() {
         .to_string();
     assert!(e.contains("tokenizer.json"), "{e}");
 }
+
+/// An HF `tokenizer.json` built from the real merges the way `transformers`' `CLIPConverter`
+/// builds `openai/clip-vit-base-patch32`'s: BPE with `</w>`, NFC + whitespace + lower-case
+/// normaliser, CLIP's split regex then byte-level pre-tokeniser, the two specials added.
+fn hf_tokenizer_json(path: &std::path::Path) -> serde_json::Value {
+    use std::io::Read;
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(std::fs::File::open(path).unwrap())
+        .read_to_string(&mut text)
+        .unwrap();
+    let merges: Vec<&str> = text.split('\n').skip(1).take(49152 - 256 - 2).collect();
+    // bytes_to_unicode(): printable bytes keep their code point, the rest map to 256 + n.
+    let printable = |b: u32| {
+        (33..=126).contains(&b) || (0xA1..=0xAC).contains(&b) || (0xAE..=0xFF).contains(&b)
+    };
+    let mut chars: Vec<char> = (0..256u32)
+        .filter(|&b| printable(b))
+        .map(|b| char::from_u32(b).unwrap())
+        .collect();
+    chars.extend(
+        (0..256u32)
+            .filter(|&b| !printable(b))
+            .enumerate()
+            .map(|(n, _)| char::from_u32(256 + n as u32).unwrap()),
+    );
+    let mut vocab: Vec<String> = chars.iter().map(|c| c.to_string()).collect();
+    vocab.extend(chars.iter().map(|c| format!("{c}</w>")));
+    vocab.extend(merges.iter().map(|m| m.replace(' ', "")));
+    vocab.extend(["<|startoftext|>".to_string(), "<|endoftext|>".to_string()]);
+    let vocab: serde_json::Map<String, serde_json::Value> = vocab
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| (v, i.into()))
+        .collect();
+    let special = |id: u32, content: &str| {
+        serde_json::json!({"id": id, "content": content, "single_word": false, "lstrip": false,
+            "rstrip": false, "normalized": true, "special": true})
+    };
+    serde_json::json!({
+        "version": "1.0",
+        "truncation": null,
+        "padding": null,
+        "added_tokens": [special(49406, "<|startoftext|>"), special(49407, "<|endoftext|>")],
+        "normalizer": {"type": "Sequence", "normalizers": [
+            {"type": "NFC"},
+            {"type": "Replace", "pattern": {"Regex": "\\s+"}, "content": " "},
+            {"type": "Lowercase"}]},
+        "pre_tokenizer": {"type": "Sequence", "pretokenizers": [
+            {"type": "Split", "pattern": {"Regex":
+                "'s|'t|'re|'ve|'m|'ll|'d|[\\p{L}]+|[\\p{N}]|[^\\s\\p{L}\\p{N}]+"},
+             "behavior": "Removed", "invert": true},
+            {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true}]},
+        "post_processor": {"type": "RobertaProcessing", "sep": ["<|endoftext|>", 49407],
+            "cls": ["<|startoftext|>", 49406], "trim_offsets": false, "add_prefix_space": false},
+        "decoder": {"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": true, "use_regex": true},
+        "model": {"type": "BPE", "dropout": null, "unk_token": "<|endoftext|>",
+            "continuing_subword_prefix": "", "end_of_word_suffix": "</w>", "fuse_unk": false,
+            "byte_fallback": false, "ignore_merges": false, "vocab": vocab, "merges": merges}
+    })
+}
+
+#[test]
+fn hf_tokenizer_json_gives_the_same_ids() {
+    let Some(bpe) = real_bpe() else { return };
+    let root = match std::env::var_os("COXLMM_MODELS").filter(|v| !v.is_empty()) {
+        Some(d) => PathBuf::from(d),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.cache/models"),
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("tokenizer.json");
+    let value = hf_tokenizer_json(&root.join("clip-bpe/bpe_simple_vocab_16e6.txt.gz"));
+    std::fs::write(&json, serde_json::to_string(&value).unwrap()).unwrap();
+    let hf = ClipTokenizer::from_tokenizer_json(&json).unwrap();
+    assert_eq!(hf.eot_id(), 49407);
+    let fixture: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures/tokenizer/tokenizer_cases.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let mut compared = 0;
+    for case in fixture["cases"].as_array().unwrap() {
+        let text = case["text"].as_str().unwrap();
+        // HF's normaliser has neither ftfy nor html.unescape: compare where those do nothing.
+        if case["ftfy_changes_text"].as_bool().unwrap() || text.contains('&') {
+            continue;
+        }
+        assert_eq!(
+            hf.tokenize(text, 77).unwrap(),
+            bpe.tokenize(text, 77).unwrap(),
+            "{text:?}"
+        );
+        compared += 1;
+    }
+    assert!(compared >= 25, "only {compared} cases compared");
+}
