@@ -192,6 +192,26 @@ impl ClipScorer {
         ))
     }
 
+    /// L2-normalised embeddings of image files, decoded one batch at a time (so 5,000 test
+    /// images never sit in memory at once); a file that cannot be decoded is an error naming it.
+    pub fn embed_image_files<P: AsRef<Path>>(&self, paths: &[P]) -> Result<Vec<Vec<f32>>> {
+        let mut out = Vec::with_capacity(paths.len());
+        for chunk in paths.chunks(self.params.batch_size) {
+            let images = chunk.iter().map(load_image).collect::<Result<Vec<_>>>()?;
+            out.extend(self.embed_images(&images)?);
+        }
+        Ok(out)
+    }
+
+    /// Normalised embeddings of each concept's text `prefix + ", ".join(T_c) + "."`.
+    pub fn embed_concepts(&self, concept_words: &[Vec<String>]) -> Result<Vec<Vec<f32>>> {
+        let texts: Vec<String> = concept_words
+            .iter()
+            .map(|w| self.text_for_words(w))
+            .collect();
+        self.embed_texts(&texts)
+    }
+
     /// Table 1's protocol: for each test image (row `i` of the row-major `images × K`
     /// `activations`), the CS of its most activated concept and the mean CS of its 3 most
     /// activated, with `concept_words[c]` = T_c; mean ± population std over images.
@@ -201,21 +221,33 @@ impl ClipScorer {
         activations: &[f32],
         concept_words: &[Vec<String>],
     ) -> Result<TopNReport> {
+        self.check_activations(images.len(), activations, concept_words.len())?;
+        let i = self.embed_images(images)?;
+        self.test_clipscore_embedded(&i, activations, concept_words)
+    }
+
+    /// [`ClipScorer::test_clipscore`] from image embeddings already computed (e.g. by
+    /// [`ClipScorer::embed_image_files`]).
+    pub fn test_clipscore_embedded(
+        &self,
+        image_embeddings: &[Vec<f32>],
+        activations: &[f32],
+        concept_words: &[Vec<String>],
+    ) -> Result<TopNReport> {
         let k = concept_words.len();
-        if activations.len() != images.len() * k {
+        self.check_activations(image_embeddings.len(), activations, k)?;
+        let t = self.embed_concepts(concept_words)?;
+        score::top_n_clipscore(&self.score_matrix(image_embeddings, &t), activations, k)
+    }
+
+    fn check_activations(&self, n: usize, activations: &[f32], k: usize) -> Result<()> {
+        if k == 0 || activations.len() != n * k {
             return Err(ClipError::Input(format!(
-                "{} activations for {} images × {k} concepts",
-                activations.len(),
-                images.len()
+                "{} activations for {n} images × {k} concepts",
+                activations.len()
             )));
         }
-        let texts: Vec<String> = concept_words
-            .iter()
-            .map(|w| self.text_for_words(w))
-            .collect();
-        let t = self.embed_texts(&texts)?;
-        let i = self.embed_images(images)?;
-        score::top_n_clipscore(&self.score_matrix(&i, &t), activations, k)
+        Ok(())
     }
 
     /// §4.4's multimodal grounding score of each concept: the mean CLIPScore between its MAS
@@ -232,11 +264,7 @@ impl ClipScorer {
                 concept_words.len()
             )));
         }
-        let texts: Vec<String> = concept_words
-            .iter()
-            .map(|w| self.text_for_words(w))
-            .collect();
-        let t = self.embed_texts(&texts)?;
+        let t = self.embed_concepts(concept_words)?;
         mas_images
             .iter()
             .zip(&t)

@@ -248,3 +248,38 @@ fn scorer_end_to_end_is_consistent_and_batch_invariant() {
     assert!((g[1] - by_hand(1, &[4])).abs() < 1e-5);
     assert!((g[2] - by_hand(2, &[1, 2, 3])).abs() < 1e-5);
 }
+
+#[test]
+fn image_files_embed_like_decoded_images_and_bad_files_are_named() {
+    let (_d, scorer) = toy_scorer(2);
+    let dir = tempfile::tempdir().unwrap();
+    let imgs = images();
+    let paths: Vec<std::path::PathBuf> = imgs
+        .iter()
+        .enumerate()
+        .map(|(i, img)| {
+            let p = dir.path().join(format!("img{i}.png"));
+            img.save(&p).unwrap();
+            p
+        })
+        .collect();
+    let from_files = scorer.embed_image_files(&paths).unwrap();
+    let direct = scorer.embed_images(&imgs).unwrap();
+    assert_eq!(from_files, direct);
+    // The embedded-images protocol equals the image one.
+    let words: Vec<Vec<String>> = vec![vec!["dog".into()], vec!["cat".into()]];
+    let acts: Vec<f32> = (0..imgs.len() * 2).map(|i| (i % 3) as f32).collect();
+    assert_eq!(
+        scorer
+            .test_clipscore_embedded(&from_files, &acts, &words)
+            .unwrap(),
+        scorer.test_clipscore(&imgs, &acts, &words).unwrap()
+    );
+    let bad = dir.path().join("broken.jpg");
+    std::fs::write(&bad, b"not a jpeg").unwrap();
+    let e = scorer
+        .embed_image_files(&[&paths[0], &bad])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("broken.jpg"), "{e}");
+}
