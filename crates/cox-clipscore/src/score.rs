@@ -51,7 +51,10 @@ pub fn text_for_words(prefix: &str, words: &[String]) -> String {
 /// The reference uses numpy's default `argsort` (quicksort / introsort, or a SIMD sort on
 /// recent numpy), whose order among ties is unspecified; ties matter mostly for Semi-NMF codes,
 /// where many activations are exactly 0 and top-3 may reach into them. This function fixes the
-/// stable order so results are reproducible.
+/// stable order so results are reproducible. Example of the difference (numpy 2.0.2, x86-64): for
+/// a 20-vector that is 0 except `v[3] = 1, v[7] = 0.5`, `np.argsort(v)[-5:][::-1]` is
+/// `[3, 7, 19, 18, 16]` and this function's first five are `[3, 7, 19, 18, 17]`. Top-1 and top-3
+/// can only differ from the reference for images with fewer than 3 non-zero activations.
 ///
 /// ```
 /// use cox_clipscore::rank_concepts;

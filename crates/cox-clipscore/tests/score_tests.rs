@@ -283,3 +283,12 @@ fn image_files_embed_like_decoded_images_and_bad_files_are_named() {
         .to_string();
     assert!(e.contains("broken.jpg"), "{e}");
 }
+
+#[test]
+fn ties_follow_the_documented_numpy_stable_order() {
+    // np.argsort(v, kind="stable")[-5:][::-1] for this vector (numpy 2.0.2) is [3, 7, 19, 18, 17].
+    let mut v = [0f32; 20];
+    v[3] = 1.0;
+    v[7] = 0.5;
+    assert_eq!(rank_concepts(&v).unwrap()[..5], [3, 7, 19, 18, 17]);
+}
