@@ -507,7 +507,14 @@ impl ClipTokenizer {
             path: path.to_path_buf(),
             msg,
         };
-        let tokenizer = tokenizers::Tokenizer::from_file(path).map_err(|e| bad(e.to_string()))?;
+        let mut tokenizer =
+            tokenizers::Tokenizer::from_file(path).map_err(|e| bad(e.to_string()))?;
+        // Framing, truncation and zero padding are `clip.tokenize`'s, applied in `tokenize`;
+        // padding or truncation configured in the file would put pad ids inside the text.
+        tokenizer.with_padding(None);
+        tokenizer
+            .with_truncation(None)
+            .map_err(|e| bad(e.to_string()))?;
         let id = |t: &str| {
             tokenizer
                 .token_to_id(t)

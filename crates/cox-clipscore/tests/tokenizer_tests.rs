@@ -234,8 +234,10 @@ fn hf_tokenizer_json(path: &std::path::Path) -> serde_json::Value {
     };
     serde_json::json!({
         "version": "1.0",
-        "truncation": null,
-        "padding": null,
+        // Padding and truncation as some hub files carry them: the loader must ignore both.
+        "truncation": {"direction": "Right", "max_length": 77, "strategy": "LongestFirst", "stride": 0},
+        "padding": {"strategy": {"Fixed": 77}, "direction": "Right", "pad_to_multiple_of": null,
+            "pad_id": 49407, "pad_type_id": 0, "pad_token": "<|endoftext|>"},
         "added_tokens": [special(49406, "<|startoftext|>"), special(49407, "<|endoftext|>")],
         "normalizer": {"type": "Sequence", "normalizers": [
             {"type": "NFC"},
