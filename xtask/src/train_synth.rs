@@ -26,9 +26,15 @@ pub struct Args {
     /// Peak learning rate.
     #[arg(long, default_value_t = 2e-3)]
     lr: f64,
-    /// Vision patch side (64 px images).
-    #[arg(long, default_value_t = 8)]
+    /// Vision input side in pixels (the 64 px scenes are resized to it).
+    #[arg(long, default_value_t = 96)]
+    image_size: usize,
+    /// Vision patch side.
+    #[arg(long, default_value_t = 32)]
     patch: usize,
+    /// Curriculum: one-object scenes for the first this many steps.
+    #[arg(long, default_value_t = 0)]
+    single_object_steps: usize,
     /// Held-out test scenes to evaluate after training (0: skip).
     #[arg(long, default_value_t = 200)]
     eval: usize,
@@ -42,12 +48,14 @@ pub fn run(a: Args) -> Result<()> {
         batch_size: a.batch,
         lr: a.lr,
         warmup: (a.steps / 20).clamp(10, 200),
+        image_size: a.image_size,
         patch_size: a.patch,
+        single_object_steps: a.single_object_steps,
         ..TrainConfig::default()
     };
     tc.validate()?;
-    let mut trainer = Trainer::new(&a.out, tc.patch_size, tc.seed)
-        .with_context(|| format!("preparing {}", a.out.display()))?;
+    let mut trainer =
+        Trainer::new(&a.out, &tc).with_context(|| format!("preparing {}", a.out.display()))?;
     eprintln!(
         "training {} parameters into {}",
         trainer.parameters(),
@@ -55,13 +63,15 @@ pub fn run(a: Args) -> Result<()> {
     );
     let report = trainer.train(&tc)?;
     let mut command = format!(
-        "cargo xtask train-synth --out {} --steps {} --seed {} --batch {} --lr {} --patch {}",
+        "cargo xtask train-synth --out {} --steps {} --seed {} --batch {} --lr {} --image-size {} --patch {} --single-object-steps {}",
         a.out.display(),
         a.steps,
         a.seed,
         a.batch,
         a.lr,
-        a.patch
+        a.image_size,
+        a.patch,
+        a.single_object_steps
     );
     if let Some(m) = a.minutes {
         command.push_str(&format!(" --minutes {m}"));

@@ -18,21 +18,24 @@ const PROMPT_WORDS: &[&str] = &[
     "Provide", "one", "-", "sentence", "caption", "for", "provided",
 ];
 
-/// The architecture of the synthetic captioner: CLIP vision tower 64 px / patch `patch_size` /
-/// width 96 / 3 layers (LLaVA-1.5's `vision_feature_layer = -2` uses the first two), a 2-layer GELU
-/// projector, and a Llama decoder of width 128, 3 blocks, 4 heads; the vocabulary is the tiny base
-/// vocabulary plus cox-synth's caption words and the prompt's words.
-pub fn model_config(patch_size: usize) -> TinyConfig {
+/// The architecture of the synthetic captioner: CLIP vision tower `image_size` px / patch
+/// `patch_size` / width 128 / 3 layers (LLaVA-1.5's `vision_feature_layer = -2` uses the first two),
+/// a 2-layer GELU projector, and a Llama decoder of width 128, 3 blocks, 4 heads; the vocabulary is
+/// the tiny base vocabulary plus cox-synth's caption words and the prompt's words.
+///
+/// The default (96 px, patch 32) makes the 3 × 3 patch grid coincide with the world's 3 × 3 layout
+/// cells: the processor upsamples the 64 px scenes, and every object lies in one patch.
+pub fn model_config(image_size: usize, patch_size: usize) -> TinyConfig {
     let mut extra: Vec<String> = cox_synth::vocabulary()
         .into_iter()
         .map(str::to_string)
         .collect();
     extra.extend(PROMPT_WORDS.iter().map(|w| w.to_string()));
     TinyConfig {
-        image_size: 64,
+        image_size,
         patch_size,
-        vision_hidden: 96,
-        vision_intermediate: 384,
+        vision_hidden: 128,
+        vision_intermediate: 512,
         vision_layers: 3,
         vision_heads: 4,
         text_hidden: 128,

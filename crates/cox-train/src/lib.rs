@@ -13,7 +13,7 @@
 //! # fn main() -> cox_train::Result<()> {
 //! let dir = std::path::Path::new("tiny-llava-synth");
 //! let cfg = TrainConfig { steps: 2000, ..TrainConfig::default() };
-//! let mut trainer = Trainer::new(dir, cfg.patch_size, cfg.seed)?;
+//! let mut trainer = Trainer::new(dir, &cfg)?;
 //! let report = trainer.train(&cfg)?;
 //! let llava = cox_model::Llava::load("tiny-llava-synth", &Default::default())?;
 //! let scores = evaluate(&llava, 0, 100)?;

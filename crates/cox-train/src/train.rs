@@ -39,8 +39,13 @@ pub struct TrainConfig {
     pub weight_decay: f64,
     /// Global gradient-norm clip.
     pub clip_norm: f64,
-    /// Vision patch side (64 px images: 8 → 64 image tokens, 16 → 16).
+    /// The vision tower's input side in pixels (the processor resizes the 64 px scenes to it).
+    pub image_size: usize,
+    /// Vision patch side (96 px input: 32 → 9 image tokens, one per layout cell; 16 → 36).
     pub patch_size: usize,
+    /// A curriculum: the first this many steps show one-object scenes only (shapes and colours
+    /// are learnt without the binding problem), the rest the full 1–3-object world.
+    pub single_object_steps: usize,
     /// Write the checkpoint every this many steps (0: only at the end).
     pub save_every: usize,
     /// Log every this many steps.
@@ -59,7 +64,9 @@ impl Default for TrainConfig {
             lr_floor: 0.05,
             weight_decay: 0.01,
             clip_norm: 1.0,
-            patch_size: 8,
+            image_size: 96,
+            patch_size: 32,
+            single_object_steps: 0,
             save_every: 250,
             log_every: 10,
         }
@@ -87,6 +94,13 @@ impl TrainConfig {
         }
         if ![4, 8, 16, 32].contains(&self.patch_size) {
             return bad("patch_size", self.patch_size.to_string(), "4, 8, 16 or 32");
+        }
+        if !(32..=256).contains(&self.image_size) || self.image_size % self.patch_size != 0 {
+            return bad(
+                "image_size",
+                self.image_size.to_string(),
+                "32..=256 and a multiple of patch_size",
+            );
         }
         if !(0.0..=1.0).contains(&self.lr_floor) {
             return bad("lr_floor", self.lr_floor.to_string(), "0..=1");
@@ -146,9 +160,12 @@ pub struct Trainer {
 
 impl Trainer {
     /// Writes the checkpoint's files (config, tokenizer, preprocessor, initial weights) into `dir`
-    /// and builds a trainable model with the same initial weights.
-    pub fn new(dir: &Path, patch_size: usize, seed: u64) -> Result<Self> {
-        let tiny = model_config(patch_size);
+    /// and builds a trainable model with the same initial weights (architecture from
+    /// `tc.image_size` and `tc.patch_size`, weights from `tc.seed`).
+    pub fn new(dir: &Path, tc: &TrainConfig) -> Result<Self> {
+        tc.validate()?;
+        let seed = tc.seed;
+        let tiny = model_config(tc.image_size, tc.patch_size);
         let cfg = write_tiny_llava(dir, &tiny, seed)?;
         let tokenizer = LlavaTokenizer::from_model_dir(dir, &cfg)?;
         let processor = ImageProcessor::from_model_dir(dir)?;
@@ -169,12 +186,12 @@ impl Trainer {
 
     /// A batch of train-split scenes `first..first + n` of world seed `seed`.
     pub fn batch(&self, seed: u64, first: u64, n: usize) -> Result<Batch> {
-        let scenes = generate_range(
-            &SynthConfig::default(),
-            seed,
-            Split::Train,
-            first..first + n as u64,
-        )?;
+        self.batch_of(&SynthConfig::default(), seed, first, n)
+    }
+
+    /// A batch of train-split scenes `first..first + n` of world `world` with seed `seed`.
+    pub fn batch_of(&self, world: &SynthConfig, seed: u64, first: u64, n: usize) -> Result<Batch> {
+        let scenes = generate_range(world, seed, Split::Train, first..first + n as u64)?;
         make_batch(
             &self.tokenizer,
             &self.processor,
@@ -245,7 +262,20 @@ impl Trainer {
             let warmup = tc.warmup.min(total / 10).max(1);
             let lr = lr_at(step, warmup, total, tc.lr, tc.lr_floor);
             opt.set_learning_rate(lr);
-            let batch = self.batch(tc.seed, (step * tc.batch_size) as u64, tc.batch_size)?;
+            let world = if step < tc.single_object_steps {
+                SynthConfig {
+                    max_objects: 1,
+                    ..SynthConfig::default()
+                }
+            } else {
+                SynthConfig::default()
+            };
+            let batch = self.batch_of(
+                &world,
+                tc.seed,
+                (step * tc.batch_size) as u64,
+                tc.batch_size,
+            )?;
             let loss = self.loss(&batch)?;
             let loss_v = loss.to_scalar::<f32>()?;
             if !loss_v.is_finite() {
@@ -374,8 +404,9 @@ pub fn write_training_note(
         "- Prompt: `USER: <image>\\n{PROMPT} ASSISTANT:`; target: ` <canonical caption></s>`; teacher forcing, \
          cross-entropy on the answer tokens (caption and EOS) only.\n\
          - Data: fresh scenes every step — step `i` uses train-split scenes `i·{bs}..(i+1)·{bs}` of world seed {seed} \
-         (`SynthConfig::default()`, 64 px, 1–3 objects); {seen} scenes seen, none repeated. Pixels go through the \
-         checkpoint's own `preprocessor_config.json` (CLIP normalisation).\n\
+         (`SynthConfig::default()`, 64 px, 1–3 objects; the first {single} steps one-object scenes only, a \
+         curriculum); {seen} scenes seen. Pixels go through the checkpoint's own `preprocessor_config.json` \
+         (bicubic resize to {side} px, CLIP normalisation).\n\
          - Optimiser: AdamW (β = 0.9/0.999, weight decay {wd}), peak learning rate {lr}, {warm} warmup steps, cosine \
          decay to {floor}× the peak, gradient-norm clip {clip}; weights initialised by \
          `cox_model::testing::init_varmap` with seed {seed}.\n\
@@ -384,6 +415,8 @@ pub fn write_training_note(
          - Loss curve: `loss_curve.csv` (`step,lr,loss,grad_norm,elapsed_s`).\n\n",
         bs = tc.batch_size,
         seed = tc.seed,
+        single = tc.single_object_steps,
+        side = tc.image_size,
         seen = report.steps * tc.batch_size,
         wd = tc.weight_decay,
         lr = tc.lr,

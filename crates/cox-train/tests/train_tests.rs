@@ -7,13 +7,15 @@ use cox_train::{
     caption_scene, evaluate, example_ids, parse_caption, TrainConfig, Trainer, PROMPT,
 };
 
-/// A short run, 8 fresh scenes a step (patch 16: 16 image tokens, for speed).
+/// A short run, 8 fresh scenes a step (64 px, patch 16: 16 image tokens, for speed).
 fn overfit_config(steps: usize) -> TrainConfig {
     TrainConfig {
         steps,
+        seed: 3,
         batch_size: 8,
         lr: 3e-3,
         warmup: 2,
+        image_size: 64,
         patch_size: 16,
         save_every: 0,
         log_every: 0,
@@ -24,7 +26,7 @@ fn overfit_config(steps: usize) -> TrainConfig {
 #[test]
 fn a_few_steps_lower_the_loss_and_the_checkpoint_round_trips() {
     let dir = tempfile::tempdir().unwrap();
-    let mut trainer = Trainer::new(dir.path(), 16, 3).unwrap();
+    let mut trainer = Trainer::new(dir.path(), &overfit_config(12)).unwrap();
     let batch = trainer.batch(3, 0, 8).unwrap();
     let before = trainer.loss(&batch).unwrap().to_scalar::<f32>().unwrap();
     // Step i trains on scenes 8i..8i+8, so `batch` is seen once, at step 0.
@@ -90,7 +92,7 @@ fn a_few_steps_lower_the_loss_and_the_checkpoint_round_trips() {
 #[test]
 fn training_ids_match_prepare_with_answer() {
     let dir = tempfile::tempdir().unwrap();
-    let trainer = Trainer::new(dir.path(), 16, 0).unwrap();
+    let trainer = Trainer::new(dir.path(), &overfit_config(1)).unwrap();
     let llava = Llava::load(dir.path().to_str().unwrap(), &LoadOptions::default()).unwrap();
     let scene = &generate_split(&SynthConfig::default(), 0, Split::Train, 1).unwrap()[0];
     let (ids, start) = example_ids(&trainer.tokenizer, 16, &scene.canonical).unwrap();
