@@ -48,8 +48,9 @@ pub struct SiteSummary {
 /// concepts, the top images with captions and activations), `explain-NNN.html` per explained image
 /// (`NNN` = its position in [`ReportData::explained`]) and `style.css`. Plots are inline SVG;
 /// images are lazy-loaded files (never inline data), so the index stays small with many
-/// concepts. Thumbnails given as absolute paths are copied to `thumbs/<stem>-<hash>.<ext>`; relative
-/// ones must already be in the site. A missing thumbnail becomes a placeholder and an entry of
+/// concepts. Thumbnails given as absolute paths outside the site are copied to
+/// `thumbs/<stem>-<hash>.<ext>`; relative ones (and absolute ones inside `out_dir`) must already be
+/// in the site. A missing thumbnail becomes a placeholder and an entry of
 /// [`SiteSummary::problems`], never an error. Files are written atomically; the same data gives
 /// byte-identical files. Pages named `concept-*.html` or `explain-*.html` left over from an earlier
 /// report in the same folder are removed; nothing else is.
@@ -176,6 +177,12 @@ impl Site<'_> {
             }
             return Ok(Err(why));
         };
+        let inside = if path.is_absolute() {
+            self.site_relative(path)
+        } else {
+            None
+        };
+        let path = inside.as_deref().unwrap_or(path);
         let result = if path.is_absolute() {
             self.copy_in(path)?
         } else if path
@@ -207,6 +214,14 @@ impl Site<'_> {
                 .insert(format!("sample {}: {why}", img.sample_id));
         }
         Ok(result)
+    }
+
+    /// An absolute path that lies inside the site folder, as a site-relative path (so files that
+    /// are already in the site, such as `cox-ground-visual`'s thumbnails, are not copied again).
+    fn site_relative(&self, path: &Path) -> Option<PathBuf> {
+        let site = self.out_dir.canonicalize().ok()?;
+        let file = path.canonicalize().ok()?;
+        file.strip_prefix(&site).ok().map(Path::to_path_buf)
     }
 
     /// Copies an absolute file into `thumbs/` (once per source path).
@@ -337,7 +352,6 @@ impl Site<'_> {
         for (i, t) in data.tables.iter().enumerate() {
             m.push_str(&table_html(t, i));
         }
-        m.push_str(&self.plots_html());
         if !data.concepts.is_empty() {
             let _ = write!(
                 m,
@@ -349,6 +363,8 @@ impl Site<'_> {
             }
             m.push_str("</div></section>\n");
         }
+        // The fit diagnostics come after the concepts, which are what a reader opens the report for.
+        m.push_str(&self.plots_html());
         if !data.explained.is_empty() {
             m.push_str(&self.explained_table()?);
         }

@@ -435,23 +435,31 @@ fn missing_thumbnails_become_placeholders_and_problems() {
         error: error.map(String::from),
     };
     let missing_abs = tmp.path().join("nowhere.png");
+    let inside_abs = site.join("thumbs/ok.png").canonicalize().unwrap();
     let data = ReportData {
-        concepts: vec![ConceptReport {
-            index: 4,
-            words: vec!["dog".into()],
-            mas: vec![
-                img("ok", Some("thumbs/ok.png"), None),
-                img("gone", Some("thumbs/gone.png"), None),
-                img("abs", Some(missing_abs.to_str().unwrap()), None),
-                img("escape", Some("../outside.png"), None),
-                img(
+        concepts: vec![
+            ConceptReport {
+                index: 4,
+                words: vec!["dog".into()],
+                mas: vec![
+                    img("ok", Some("thumbs/ok.png"), None),
+                    img("inside", Some(inside_abs.to_str().unwrap()), None),
+                    img("gone", Some("thumbs/gone.png"), None),
+                    img("abs", Some(missing_abs.to_str().unwrap()), None),
+                    img("escape", Some("../outside.png"), None),
+                ],
+                ..Default::default()
+            },
+            ConceptReport {
+                index: 5,
+                mas: vec![img(
                     "unreadable",
                     None,
                     Some("cannot open image /x.png: not found"),
-                ),
-            ],
-            ..Default::default()
-        }],
+                )],
+                ..Default::default()
+            },
+        ],
         ..Default::default()
     };
     let summary = write_site(&data, &site).unwrap();
@@ -465,7 +473,10 @@ fn missing_thumbnails_become_placeholders_and_problems() {
         assert!(p.starts_with(needle), "{p} / {needle}");
     }
     let (index, _) = page_links(&site.join("index.html"));
-    assert_eq!(index.matches("<img ").count(), 1);
+    // The absolute path inside the site is referenced in place, not copied.
+    assert_eq!(summary.thumbnails_copied, 0);
+    assert_eq!(index.matches("<img ").count(), 2);
+    assert_eq!(index.matches("src=\"thumbs/ok.png\"").count(), 2);
     assert_eq!(index.matches("class=\"thumb missing\"").count(), 4);
     assert!(index.contains("src=\"thumbs/ok.png\""));
 }
