@@ -36,3 +36,14 @@ pub use scene::{
     generate_dataset, generate_range, generate_scene, generate_split, sample_factors, scene_id,
     scene_seed, Scene, Split, SplitSizes, SynthConfig, MAX_OBJECTS,
 };
+
+/// The committed checkpoint of the tiny LLaVA trained on this world (`cargo xtask train-synth`),
+/// the default model of `coxlmm demo`: `crates/cox-synth/assets/tiny-llava-synth` of the source
+/// checkout this crate was built from.
+///
+/// ```
+/// assert!(cox_synth::default_model_dir().ends_with("assets/tiny-llava-synth"));
+/// ```
+pub fn default_model_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/tiny-llava-synth")
+}

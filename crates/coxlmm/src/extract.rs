@@ -17,7 +17,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 /// The LLaVA instruction of the reference (method.md §1.2).
-const DEFAULT_PROMPT: &str = "\nProvide a one-sentence caption for the provided image.";
+pub(crate) const DEFAULT_PROMPT: &str = "\nProvide a one-sentence caption for the provided image.";
 
 /// Test hook: exit (as if killed) after this many shards were written by this process.
 const FAIL_AFTER_ENV: &str = "COXLMM_FAIL_AFTER_SHARDS";

@@ -3,8 +3,13 @@
 
 use clap::{Parser, Subcommand};
 
+mod demo;
+mod explain;
 mod extract;
 mod learn;
+mod pipeline;
+mod report;
+mod scores;
 
 #[derive(Parser)]
 #[command(
@@ -31,6 +36,23 @@ enum Cmd {
     Extract(Box<extract::Args>),
     /// Merge the part stores of a sharded `extract` run into one.
     Merge(extract::MergeArgs),
+    /// The whole pipeline, resumable: extract → learn → ground → evaluate → report.
+    Run(Box<RunArgs>),
+    /// The pipeline offline on the synthetic world and the committed tiny model.
+    Demo(demo::Args),
+    /// Explain new images with a finished run's dictionary.
+    Explain(explain::Args),
+    /// (Re)write a run's HTML report.
+    Report(report::Args),
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    #[command(flatten)]
+    settings: pipeline::RunSettings,
+    /// The run folder (created, or resumed when it holds this run).
+    #[arg(long)]
+    out: std::path::PathBuf,
 }
 
 fn main() {
@@ -55,6 +77,10 @@ fn main() {
         Cmd::Learn(a) => learn::run(a),
         Cmd::Extract(a) => extract::run(*a),
         Cmd::Merge(a) => extract::merge(a),
+        Cmd::Run(a) => pipeline::run(a.settings, &a.out),
+        Cmd::Demo(a) => demo::run(a),
+        Cmd::Explain(a) => explain::run(a),
+        Cmd::Report(a) => report::cli(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");
