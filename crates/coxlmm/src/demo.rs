@@ -88,6 +88,7 @@ pub fn run(a: Args) -> Result<()> {
         bert: None,
         clip: None,
         explain: 12,
+        capture: None,
     };
     crate::pipeline::run(settings, &a.out)
 }

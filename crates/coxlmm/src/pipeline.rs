@@ -85,6 +85,28 @@ pub struct RunSettings {
     /// Test images explained in the report.
     #[arg(long, default_value_t = 12)]
     pub explain: usize,
+    /// Layers captured during extraction besides `--layer` (comma-separated, or `all`), so that
+    /// runs at other layers can share this run's stores (the layer sweep of `cargo xtask
+    /// reproduce`).
+    #[arg(long)]
+    pub capture: Option<String>,
+}
+
+/// The `--layer` list given to extraction: `--layer` first, then `--capture`'s layers.
+fn capture_layers(s: &RunSettings, num_layers: Option<usize>) -> Result<String> {
+    let mut out = vec![s.layer.clone()];
+    match s.capture.as_deref() {
+        None | Some("") => {}
+        Some("all") => {
+            let n = num_layers.context("--capture all needs the model's layer count")?;
+            out.extend((0..n).map(|i| i.to_string()));
+            out.push("norm".into());
+        }
+        Some(list) => out.extend(list.split(',').map(|l| l.trim().to_string())),
+    }
+    let mut seen = std::collections::HashSet::new();
+    out.retain(|l| !l.is_empty() && seen.insert(l.clone()));
+    Ok(out.join(","))
 }
 
 #[derive(Parser)]
@@ -238,6 +260,14 @@ pub fn run(s: RunSettings, out: &Path) -> Result<()> {
     if !s.test_split.is_empty() {
         splits.push(s.test_split.clone());
     }
+    let num_layers = if s.capture.as_deref() == Some("all") {
+        let cfg = cox_model::Llava::load(&s.model, &Default::default())
+            .with_context(|| format!("cannot load the model {}", s.model))?;
+        Some(cfg.model.config().text_config.num_hidden_layers)
+    } else {
+        None
+    };
+    let extract_layers = capture_layers(&s, num_layers)?;
     for split in &splits {
         let t = step(&format!("extract {split}"));
         let store = dir.store(split);
@@ -252,7 +282,7 @@ pub fn run(s: RunSettings, out: &Path) -> Result<()> {
             "--token".into(),
             s.token.clone(),
             "--layer".into(),
-            s.layer.clone(),
+            extract_layers.clone(),
             "--max-new-tokens".into(),
             s.max_new_tokens.to_string(),
             "--out".into(),
