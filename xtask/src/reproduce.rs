@@ -1,0 +1,881 @@
+//! `cargo xtask reproduce`: the paper's evaluation protocol end to end (Table 1, Table 2,
+//! ground-truth recovery, the layer sweep of §5.4 and the K sweep of §5.5), written to
+//! `docs/reproduce/<setting>.{md,json}`.
+//!
+//! xtask only orchestrates: it builds the `coxlmm` CLI once and runs it as a subprocess (the CLI
+//! is the only thing that knows the pipeline), then aggregates the runs' `metrics.json` files and
+//! dictionary sidecars. Every run folder lives under `target/reproduce/<setting>/` and is resumed
+//! by the CLI, so an interrupted reproduce is finished by running it again.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::workspace_root;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Where the markdown and JSON results go.
+    #[arg(long, default_value = "docs/reproduce")]
+    out: PathBuf,
+    /// `synthetic` (the committed tiny model on the cox-synth world) or `coco` (the paper's
+    /// setting: LLaVA-1.5 on COCO, needs --model and --coco).
+    #[arg(long, default_value = "synthetic")]
+    setting: String,
+    /// The model (synthetic: default the committed tiny-llava-synth; coco: a LLaVA-1.5 directory
+    /// or hub id, required).
+    #[arg(long)]
+    model: Option<String>,
+    /// COCO 2014 + Karpathy split directory (coco setting).
+    #[arg(long)]
+    coco: Option<PathBuf>,
+    /// A CLIP checkpoint (HF CLIPModel layout) for CLIPScore; without it CS is unavailable.
+    #[arg(long)]
+    clip: Option<PathBuf>,
+    /// A smaller, faster variant (smaller world, fewer noise images, K ∈ {5, 10, 20}).
+    #[arg(long)]
+    quick: bool,
+    /// Work directory for the run folders (default target/reproduce/<setting>[-quick]).
+    #[arg(long)]
+    work: Option<PathBuf>,
+}
+
+/// The protocol's knobs for one setting.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Protocol {
+    pub setting: String,
+    pub model: String,
+    pub data: String,
+    pub tokens: Vec<String>,
+    pub layer: String,
+    pub k: usize,
+    pub methods: String,
+    pub k_sweep: Vec<usize>,
+    pub noise_images: usize,
+    pub clip: Option<String>,
+    pub quick: bool,
+}
+
+/// What happened to the Noise-Imgs baseline of one token.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct NoiseOutcome {
+    /// Noise images captioned.
+    pub images: usize,
+    /// Samples where the model generated the token (the rows a dictionary could be learnt from).
+    pub kept: Option<usize>,
+    /// Why the baseline has no number (None when it has one).
+    pub unavailable: Option<String>,
+    /// The noise dictionary's metrics (when it could be learnt and evaluated).
+    pub metrics: Option<Value>,
+}
+
+/// Everything measured for one token.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
+pub struct TokenResults {
+    /// `metrics.json` of the main run (all methods, default layer, K).
+    pub main: Value,
+    /// Layer name → `metrics.json` of the Semi-NMF run at that layer.
+    pub layers: BTreeMap<String, Value>,
+    /// K → `metrics.json` of the run at that K.
+    pub k_sweep: BTreeMap<usize, Value>,
+    /// K → method → the dictionary sidecar's objective.
+    pub k_objective: BTreeMap<usize, BTreeMap<String, Option<f64>>>,
+    pub noise: Option<NoiseOutcome>,
+}
+
+/// `docs/reproduce/<setting>.json`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Results {
+    pub format: String,
+    pub protocol: Protocol,
+    pub tokens: BTreeMap<String, TokenResults>,
+    /// Wall-clock seconds per phase.
+    pub timings: Vec<(String, f64)>,
+    pub threads: usize,
+}
+
+pub fn run(a: Args) -> Result<()> {
+    let root = workspace_root();
+    let p = match a.setting.as_str() {
+        "synthetic" => synthetic_protocol(&a, &root)?,
+        "coco" => coco_protocol(&a)?,
+        s => bail!("--setting {s:?}: choose synthetic or coco"),
+    };
+    let work = a.work.clone().unwrap_or_else(|| {
+        root.join("target/reproduce").join(if a.quick {
+            format!("{}-quick", p.setting)
+        } else {
+            p.setting.clone()
+        })
+    });
+    std::fs::create_dir_all(&work)?;
+    let t0 = Instant::now();
+    let mut timings = Vec::new();
+
+    eprintln!("== building the coxlmm CLI (release)");
+    let t = Instant::now();
+    let ok = Command::new(env!("CARGO"))
+        .current_dir(&root)
+        .args(["build", "--release", "-p", "coxlmm"])
+        .status()?
+        .success();
+    if !ok {
+        bail!("cargo build --release -p coxlmm failed");
+    }
+    timings.push(("build".to_string(), t.elapsed().as_secs_f64()));
+    let cli = root.join("target/release/coxlmm");
+
+    if p.setting == "synthetic" {
+        let world = work.join("world");
+        if !world.join("captions.jsonl").is_file() {
+            let (train, test) = if p.quick { (600, 150) } else { (2400, 600) };
+            eprintln!(
+                "== world: {train} train + {test} test scenes into {}",
+                world.display()
+            );
+            let cfg = cox_synth::SynthConfig::default();
+            let mut scenes = cox_synth::generate_split(&cfg, 0, cox_synth::Split::Train, train)?;
+            scenes.extend(cox_synth::generate_split(
+                &cfg,
+                0,
+                cox_synth::Split::Test,
+                test,
+            )?);
+            cox_synth::io::write_dataset(&world, &scenes)?;
+        }
+    }
+    let data = if p.setting == "synthetic" {
+        format!("folder:{}", work.join("world").display())
+    } else {
+        p.data.clone()
+    };
+    let n_layers = num_layers(&p.model)?;
+    let mut layer_names: Vec<String> = (0..n_layers).map(|i| i.to_string()).collect();
+    layer_names.push("norm".into());
+
+    let mut tokens = BTreeMap::new();
+    for token in &p.tokens {
+        let mut r = TokenResults::default();
+        let base = work.join("runs").join(token);
+        let main_dir = base.join(format!("layer-{}", p.layer));
+        let t = Instant::now();
+        let common = |dir: &Path, layer: &str, k: usize, methods: &str| -> Vec<String> {
+            let mut v: Vec<String> = vec![
+                "run".into(),
+                "--model".into(),
+                p.model.clone(),
+                "--data".into(),
+                data.clone(),
+                "--token".into(),
+                token.clone(),
+                "--layer".into(),
+                layer.into(),
+                "--k".into(),
+                k.to_string(),
+                "--methods".into(),
+                methods.into(),
+                "--capture".into(),
+                "all".into(),
+                "--out".into(),
+                dir.display().to_string(),
+            ];
+            if let Some(c) = &p.clip {
+                v.extend(["--clip".into(), c.clone()]);
+            }
+            v
+        };
+        coxlmm(&cli, &common(&main_dir, &p.layer, p.k, &p.methods))?;
+        r.main = read_json(&main_dir.join("metrics.json"))?;
+        timings.push((format!("{token}: main run"), t.elapsed().as_secs_f64()));
+
+        // §5.4 layer sweep: Semi-NMF at every layer, on copies of the main run's stores.
+        let t = Instant::now();
+        for l in &layer_names {
+            let dir = if *l == p.layer {
+                main_dir.clone()
+            } else {
+                let dir = base.join(format!("layer-{l}"));
+                share_extract(&main_dir, &dir)?;
+                coxlmm(&cli, &common(&dir, l, p.k, "snmf"))?;
+                dir
+            };
+            r.layers
+                .insert(l.clone(), read_json(&dir.join("metrics.json"))?);
+        }
+        timings.push((format!("{token}: layer sweep"), t.elapsed().as_secs_f64()));
+
+        // §5.5 K sweep.
+        let t = Instant::now();
+        for &k in &p.k_sweep {
+            let dir = if k == p.k {
+                main_dir.clone()
+            } else {
+                let dir = base.join(format!("k-{k}"));
+                share_extract(&main_dir, &dir)?;
+                // Reconstruction only: BERTScore is switched off (a BERT directory that does not
+                // exist), which makes these runs several times faster.
+                let mut argv = common(&dir, &p.layer, k, "snmf,pca,kmeans");
+                argv.extend(["--bert".into(), work.join("no-bert").display().to_string()]);
+                coxlmm(&cli, &argv)?;
+                dir
+            };
+            r.k_sweep.insert(k, read_json(&dir.join("metrics.json"))?);
+            let mut obj = BTreeMap::new();
+            for m in ["snmf", "pca", "kmeans"] {
+                let side = dir.join("dict").join(format!("{m}.json"));
+                let v = side
+                    .is_file()
+                    .then(|| read_json(&side).ok())
+                    .flatten()
+                    .and_then(|v| v.get("objective").and_then(Value::as_f64));
+                obj.insert(m.to_string(), v);
+            }
+            r.k_objective.insert(k, obj);
+        }
+        timings.push((format!("{token}: K sweep"), t.elapsed().as_secs_f64()));
+
+        // Noise-Imgs: the dictionary learnt from noise images' representations.
+        if p.noise_images > 0 {
+            let t = Instant::now();
+            r.noise = Some(noise_baseline(&cli, &p, &work, token)?);
+            timings.push((format!("{token}: noise"), t.elapsed().as_secs_f64()));
+        }
+        tokens.insert(token.clone(), r);
+    }
+    timings.push(("total".into(), t0.elapsed().as_secs_f64()));
+    let results = Results {
+        format: "coxlmm-reproduce".into(),
+        protocol: p.clone(),
+        tokens,
+        timings,
+        threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+    };
+    let out = if a.out.is_absolute() {
+        a.out.clone()
+    } else {
+        root.join(&a.out)
+    };
+    std::fs::create_dir_all(&out)?;
+    let name = if p.quick {
+        format!("{}-quick", p.setting)
+    } else {
+        p.setting.clone()
+    };
+    std::fs::write(
+        out.join(format!("{name}.json")),
+        serde_json::to_string_pretty(&results)? + "\n",
+    )?;
+    std::fs::write(out.join(format!("{name}.md")), render(&results))?;
+    println!("wrote {}/{name}.{{md,json}}", out.display());
+    Ok(())
+}
+
+fn synthetic_protocol(a: &Args, root: &Path) -> Result<Protocol> {
+    let model = a.model.clone().unwrap_or_else(|| {
+        root.join("crates/cox-synth/assets/tiny-llava-synth")
+            .display()
+            .to_string()
+    });
+    if !Path::new(&model).join("model.safetensors").is_file() {
+        bail!(
+            "no model at {model}: the committed tiny-llava-synth is missing from this checkout; \
+             train one with `cargo xtask train-synth` or pass --model DIR"
+        );
+    }
+    Ok(Protocol {
+        setting: "synthetic".into(),
+        model,
+        data: "folder:<work>/world".into(),
+        tokens: vec!["circle".into(), "square".into(), "star".into()],
+        layer: "2".into(),
+        k: 20,
+        methods: "snmf,pca,kmeans,simple".into(),
+        k_sweep: if a.quick {
+            vec![5, 10, 20]
+        } else {
+            vec![5, 10, 20, 40]
+        },
+        noise_images: if a.quick { 60 } else { 300 },
+        clip: a.clip.as_ref().map(|c| c.display().to_string()),
+        quick: a.quick,
+    })
+}
+
+fn coco_protocol(a: &Args) -> Result<Protocol> {
+    let Some(model) = a.model.clone() else {
+        bail!(
+            "--setting coco needs --model (a LLaVA-1.5 checkpoint directory or hub id in the local \
+             Hugging Face cache, e.g. llava-hf/llava-1.5-7b-hf) and --coco DIR"
+        );
+    };
+    let is_dir = Path::new(&model).join("config.json").is_file();
+    let in_cache = hf_cache_has(&model);
+    if !is_dir && !in_cache {
+        bail!(
+            "--model {model}: neither a checkpoint directory (no config.json) nor a hub id in the \
+             local Hugging Face cache; download LLaVA-1.5 first (this reproduce never downloads \
+             weights)"
+        );
+    }
+    let Some(coco) = a.coco.clone() else {
+        bail!("--setting coco needs --coco DIR (COCO 2014 + Karpathy split; see `cargo xtask prep-coco`)");
+    };
+    if !coco.join("dataset_coco.json").is_file() {
+        bail!(
+            "--coco {}: no dataset_coco.json (Karpathy split); run `cargo xtask prep-coco --dir {}` \
+             first",
+            coco.display(),
+            coco.display()
+        );
+    }
+    Ok(Protocol {
+        setting: "coco".into(),
+        model,
+        data: format!("coco:{}", coco.display()),
+        tokens: ["dog", "cat", "bus", "train"].map(String::from).to_vec(),
+        layer: "31".into(),
+        k: 20,
+        methods: "snmf,pca,kmeans,simple".into(),
+        k_sweep: if a.quick {
+            vec![10, 20]
+        } else {
+            vec![5, 10, 20, 40]
+        },
+        noise_images: 0,
+        clip: a.clip.as_ref().map(|c| c.display().to_string()),
+        quick: a.quick,
+    })
+}
+
+fn hf_cache_has(id: &str) -> bool {
+    let home = std::env::var_os("HF_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/huggingface")));
+    home.is_some_and(|h| {
+        h.join("hub")
+            .join(format!("models--{}", id.replace('/', "--")))
+            .is_dir()
+    })
+}
+
+/// The decoder's layer count from the checkpoint's `config.json` (synthetic) or 32 (LLaVA-1.5-7B
+/// hub ids, whose config lives in the HF cache).
+fn num_layers(model: &str) -> Result<usize> {
+    let cfg = Path::new(model).join("config.json");
+    if !cfg.is_file() {
+        return Ok(32);
+    }
+    let v = read_json(&cfg)?;
+    v["text_config"]["num_hidden_layers"]
+        .as_u64()
+        .map(|n| n as usize)
+        .with_context(|| format!("{}: no text_config.num_hidden_layers", cfg.display()))
+}
+
+fn coxlmm(cli: &Path, argv: &[String]) -> Result<()> {
+    eprintln!("$ coxlmm {}", argv.join(" "));
+    let ok = Command::new(cli).args(argv).status()?.success();
+    if !ok {
+        bail!("coxlmm {} failed", argv.join(" "));
+    }
+    Ok(())
+}
+
+/// Gives `dir` a hard-linked copy of `main/extract` (the stores hold every layer; the CLI's
+/// extraction step sees them complete and skips).
+fn share_extract(main: &Path, dir: &Path) -> Result<()> {
+    let dst = dir.join("extract");
+    if dst.is_dir() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(dir)?;
+    let ok = Command::new("cp")
+        .arg("-al")
+        .arg(main.join("extract"))
+        .arg(&dst)
+        .status()?
+        .success();
+    if !ok {
+        bail!(
+            "cp -al {} {} failed",
+            main.join("extract").display(),
+            dst.display()
+        );
+    }
+    Ok(())
+}
+
+fn read_json(p: &Path) -> Result<Value> {
+    let text =
+        std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{} is not JSON", p.display()))
+}
+
+/// Writes `n` seeded uniform-noise 96×96 RGB PNGs as a `folder:` dataset whose captions name the
+/// token (so that the ground-truth filter lets every image through).
+pub fn write_noise_dataset(dir: &Path, token: &str, n: usize, seed: u64) -> Result<()> {
+    use rand::{RngCore, SeedableRng};
+    if dir.join("captions.jsonl").is_file() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(dir.join("images"))?;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let mut lines = String::new();
+    for i in 0..n {
+        let mut px = vec![0u8; 96 * 96 * 3];
+        rng.fill_bytes(&mut px);
+        let img = image::RgbImage::from_raw(96, 96, px).expect("size");
+        let name = format!("images/noise-{i:05}.png");
+        img.save(dir.join(&name))
+            .with_context(|| format!("writing {}", dir.join(&name).display()))?;
+        let rec = json!({"image": name, "captions": [format!("a {token}")],
+                         "id": format!("noise-{i:05}"), "split": "train"});
+        lines.push_str(&rec.to_string());
+        lines.push('\n');
+    }
+    std::fs::write(dir.join("captions.jsonl"), lines)?;
+    Ok(())
+}
+
+fn noise_baseline(cli: &Path, p: &Protocol, work: &Path, token: &str) -> Result<NoiseOutcome> {
+    let data = work.join("noise").join(token);
+    write_noise_dataset(&data, token, p.noise_images, 7)?;
+    let dir = work.join("runs").join(token).join("noise");
+    let argv: Vec<String> = [
+        "run",
+        "--model",
+        &p.model,
+        "--data",
+        &format!("folder:{}", data.display()),
+        "--token",
+        token,
+        "--layer",
+        &p.layer,
+        "--k",
+        &p.k.to_string(),
+        "--methods",
+        "snmf",
+        "--test-split",
+        "",
+        "--out",
+        &dir.display().to_string(),
+    ]
+    .map(String::from)
+    .to_vec();
+    let res = coxlmm(cli, &argv);
+    let kept = read_json(&dir.join("extract/train/manifest.json"))
+        .ok()
+        .and_then(|m| {
+            m["shards"].as_array().map(|s| {
+                s.iter()
+                    .map(|x| x["rows"].as_u64().unwrap_or(0) as usize)
+                    .sum::<usize>()
+            })
+        });
+    Ok(match res {
+        Ok(()) => NoiseOutcome {
+            images: p.noise_images,
+            kept,
+            unavailable: Some(
+                "a noise dictionary was learnt, but evaluating a foreign dictionary on the real \
+                 test split is not implemented in the CLI yet"
+                    .into(),
+            ),
+            metrics: read_json(&dir.join("metrics.json")).ok(),
+        },
+        Err(_) => NoiseOutcome {
+            images: p.noise_images,
+            kept,
+            unavailable: Some(format!(
+                "the model generated {token:?} for {} of {} noise images, fewer than K = {}: no \
+                 dictionary can be learnt from noise",
+                kept.map_or("?".into(), |k| k.to_string()),
+                p.noise_images,
+                p.k
+            )),
+            metrics: None,
+        },
+    })
+}
+
+// ---------------------------------------------------------------- rendering
+
+/// The paper's Table 1 (v1, DePALM, L = 31, K = 20), method.md §5.1: token → [(column, CS, BS)].
+const PAPER_T1: &[(&str, [(&str, &str, &str); 5])] = &[
+    (
+        "dog",
+        [
+            ("Rnd-Words", "0.519 ± 0.05", "0.201 ± 0.04"),
+            ("Noise-Imgs", "0.425 ± 0.06", "0.306 ± 0.05"),
+            ("Simple", "0.546 ± 0.08", "0.346 ± 0.08"),
+            ("Semi-NMF", "0.610 ± 0.09", "0.405 ± 0.07"),
+            ("GT-captions", "0.783 ± 0.06", "0.511 ± 0.11"),
+        ],
+    ),
+    (
+        "bus",
+        [
+            ("Rnd-Words", "0.507 ± 0.05", "0.200 ± 0.05"),
+            ("Noise-Imgs", "0.425 ± 0.08", "0.303 ± 0.06"),
+            ("Simple", "0.667 ± 0.06", "0.390 ± 0.05"),
+            ("Semi-NMF", "0.634 ± 0.08", "0.404 ± 0.07"),
+            ("GT-captions", "0.736 ± 0.05", "0.466 ± 0.11"),
+        ],
+    ),
+    (
+        "train",
+        [
+            ("Rnd-Words", "0.496 ± 0.05", "0.210 ± 0.06"),
+            ("Noise-Imgs", "0.410 ± 0.07", "0.253 ± 0.06"),
+            ("Simple", "0.642 ± 0.06", "0.392 ± 0.07"),
+            ("Semi-NMF", "0.646 ± 0.07", "0.378 ± 0.07"),
+            ("GT-captions", "0.727 ± 0.05", "0.436 ± 0.08"),
+        ],
+    ),
+    (
+        "cat",
+        [
+            ("Rnd-Words", "0.539 ± 0.04", "0.207 ± 0.07"),
+            ("Noise-Imgs", "0.461 ± 0.04", "0.307 ± 0.03"),
+            ("Simple", "0.589 ± 0.07", "0.425 ± 0.10"),
+            ("Semi-NMF", "0.627 ± 0.06", "0.437 ± 0.08"),
+            ("GT-captions", "0.798 ± 0.05", "0.544 ± 0.10"),
+        ],
+    ),
+];
+
+/// The paper's overlap table (v1, DePALM), method.md §5.2: token → Simple, PCA, K-Means, Semi-NMF.
+const PAPER_T2: &[(&str, [&str; 4])] = &[
+    ("dog", ["0.371", "0.004", "0.501", "0.086"]),
+    ("bus", ["0.622", "0.002", "0.487", "0.177"]),
+    ("train", ["0.619", "0.015", "0.367", "0.107"]),
+    ("cat", ["0.452", "0.000", "0.500", "0.146"]),
+];
+
+/// Method ids of `metrics.json` with their table names, in table order.
+pub const METHODS: [(&str, &str); 4] = [
+    ("simple", "Simple"),
+    ("pca", "PCA"),
+    ("kmeans", "K-Means"),
+    ("snmf", "Semi-NMF"),
+];
+
+/// `mean ± std` of a `{mean, std, n}` value, or `None` when absent/null.
+pub fn mean_std(v: Option<&Value>) -> Option<String> {
+    let v = v?;
+    let m = v.get("mean")?.as_f64()?;
+    let s = v.get("std")?.as_f64()?;
+    Some(format!("{m:.3} ± {s:.3}"))
+}
+
+fn num(v: Option<&Value>) -> Option<String> {
+    v.and_then(Value::as_f64).map(|x| format!("{x:.3}"))
+}
+
+/// The method's entry of a `metrics.json`.
+pub fn method<'a>(metrics: &'a Value, id: &str) -> Option<&'a Value> {
+    metrics["methods"]
+        .as_array()?
+        .iter()
+        .find(|m| m["method"].as_str() == Some(id))
+}
+
+const NA: &str = "n/a";
+
+fn cell(s: Option<String>) -> String {
+    s.unwrap_or_else(|| NA.to_string())
+}
+
+/// Table 1: one row per token and score (CS, BS), columns Rnd-Words, Noise-Imgs, Simple, PCA,
+/// K-Means, Semi-NMF, GT-captions.
+pub fn table1(r: &Results) -> String {
+    let mut s = String::from(
+        "| Token | Score | Rnd-Words | Noise-Imgs | Simple | PCA | K-Means | Semi-NMF | GT-captions |\n\
+         |---|---|---|---|---|---|---|---|---|\n",
+    );
+    for (token, t) in &r.tokens {
+        let m = &t.main;
+        let snmf = method(m, "snmf");
+        let noise = t
+            .noise
+            .as_ref()
+            .and_then(|n| n.metrics.as_ref())
+            .filter(|_| t.noise.as_ref().is_some_and(|n| n.unavailable.is_none()));
+        for (score, key) in [
+            ("CS top-1", "clipscore_top1"),
+            ("BS top-1", "bertscore_top1"),
+        ] {
+            let rnd = if key == "bertscore_top1" {
+                mean_std(snmf.and_then(|x| x.get("bertscore_top1_rnd_words")))
+            } else {
+                None
+            };
+            let gt = if key == "bertscore_top1" {
+                mean_std(m["references"].get("bertscore_gt_captions"))
+            } else {
+                None
+            };
+            let noise_cell =
+                noise.and_then(|n| mean_std(method(n, "snmf").and_then(|x| x.get(key))));
+            let _ = write!(
+                s,
+                "| {token} | {score} | {} | {} |",
+                cell(rnd),
+                cell(noise_cell)
+            );
+            for (id, _) in METHODS {
+                let _ = write!(
+                    s,
+                    " {} |",
+                    cell(mean_std(method(m, id).and_then(|x| x.get(key))))
+                );
+            }
+            let _ = writeln!(s, " {} |", cell(gt));
+        }
+    }
+    s
+}
+
+/// Table 2: overlap per token × method.
+pub fn table2(r: &Results) -> String {
+    let mut s =
+        String::from("| Token | Simple | PCA | K-Means | Semi-NMF |\n|---|---|---|---|---|\n");
+    for (token, t) in &r.tokens {
+        let _ = write!(s, "| {token} |");
+        for (id, _) in METHODS {
+            let _ = write!(
+                s,
+                " {} |",
+                cell(num(method(&t.main, id).and_then(|x| x.get("overlap"))))
+            );
+        }
+        s.push('\n');
+    }
+    s
+}
+
+/// Ground-truth recovery AUC (train / test) per token × method.
+pub fn recovery_table(r: &Results) -> String {
+    let mut s =
+        String::from("| Token | Simple | PCA | K-Means | Semi-NMF |\n|---|---|---|---|---|\n");
+    for (token, t) in &r.tokens {
+        let _ = write!(s, "| {token} |");
+        for (id, _) in METHODS {
+            let mm = method(&t.main, id);
+            let _ = write!(
+                s,
+                " {} / {} |",
+                cell(num(mm.and_then(|x| x.get("recovery_auc_train")))),
+                cell(num(mm.and_then(|x| x.get("recovery_auc_test"))))
+            );
+        }
+        s.push('\n');
+    }
+    s
+}
+
+/// Layer sweep: per token and layer, Semi-NMF's grounding BERTScore (vs Rnd-Words), CLIPScore
+/// top-1 and recovery AUC (test).
+pub fn layer_table(r: &Results) -> String {
+    let mut s = String::from(
+        "| Token | Layer | Grounding BS (Semi-NMF) | Grounding BS (Rnd-Words) | BS top-1 | CS top-1 | Recovery AUC (test) |\n\
+         |---|---|---|---|---|---|---|\n",
+    );
+    for (token, t) in &r.tokens {
+        let mut layers: Vec<(&String, &Value)> = t.layers.iter().collect();
+        layers.sort_by_key(|(l, _)| l.parse::<usize>().unwrap_or(usize::MAX));
+        for (l, m) in layers {
+            let mm = method(m, "snmf");
+            let g = |k: &str| cell(mean_std(mm.and_then(|x| x.get(k))));
+            let _ = writeln!(
+                s,
+                "| {token} | {l} | {} | {} | {} | {} | {} |",
+                g("grounding_bertscore"),
+                g("grounding_bertscore_rnd_words"),
+                g("bertscore_top1"),
+                g("clipscore_top1"),
+                cell(num(mm.and_then(|x| x.get("recovery_auc_test"))))
+            );
+        }
+    }
+    s
+}
+
+/// K sweep: relative reconstruction error per token × K × method, and Semi-NMF's objective.
+pub fn k_table(r: &Results) -> String {
+    let mut s = String::from(
+        "| Token | K | rel. error Semi-NMF | rel. error PCA | rel. error K-Means | Semi-NMF objective |\n\
+         |---|---|---|---|---|---|\n",
+    );
+    for (token, t) in &r.tokens {
+        for (k, m) in &t.k_sweep {
+            let e = |id: &str| cell(num(method(m, id).and_then(|x| x.get("relative_error"))));
+            let obj = t
+                .k_objective
+                .get(k)
+                .and_then(|o| o.get("snmf").copied().flatten())
+                .map(|x| format!("{x:.4e}"));
+            let _ = writeln!(
+                s,
+                "| {token} | {k} | {} | {} | {} | {} |",
+                e("snmf"),
+                e("pca"),
+                e("kmeans"),
+                cell(obj)
+            );
+        }
+    }
+    s
+}
+
+/// The paper's Table 1 and Table 2 (for context).
+pub fn paper_tables() -> String {
+    let mut s = String::from(
+        "Paper Table 1 (DePALM, L = 31, K = 20; method.md §5.1):\n\n\
+         | Token | Score | Rnd-Words | Noise-Imgs | Simple | Semi-NMF | GT-captions |\n\
+         |---|---|---|---|---|---|---|\n",
+    );
+    for (token, cols) in PAPER_T1 {
+        for (score, i) in [("CS top-1", 1), ("BS top-1", 2)] {
+            let _ = write!(s, "| {token} | {score} |");
+            for c in cols {
+                let v = if i == 1 { c.1 } else { c.2 };
+                let _ = write!(s, " {v} |");
+            }
+            s.push('\n');
+        }
+    }
+    s.push_str(
+        "\nPaper overlap table (DePALM; method.md §5.2):\n\n\
+         | Token | Simple | PCA | K-Means | Semi-NMF |\n|---|---|---|---|---|\n",
+    );
+    for (token, v) in PAPER_T2 {
+        let _ = writeln!(s, "| {token} | {} | {} | {} | {} |", v[0], v[1], v[2], v[3]);
+    }
+    s
+}
+
+/// The whole markdown page.
+pub fn render(r: &Results) -> String {
+    let p = &r.protocol;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "# CoX-LMM reproduction: {} setting{}\n",
+        p.setting,
+        if p.quick { " (quick)" } else { "" }
+    );
+    let _ = writeln!(
+        s,
+        "Generated by `cargo xtask reproduce --setting {}{}`; every number below is in `{}{}.json`.\n",
+        p.setting,
+        if p.quick { " --quick" } else { "" },
+        p.setting,
+        if p.quick { "-quick" } else { "" }
+    );
+    s.push_str("## Settings\n\n");
+    let _ = writeln!(s, "- model: `{}`", p.model);
+    let _ = writeln!(s, "- data: `{}`", p.data);
+    let _ = writeln!(s, "- tokens: {}", p.tokens.join(", "));
+    let _ = writeln!(
+        s,
+        "- layer {}, K = {}, methods `{}`, K sweep {:?}",
+        p.layer, p.k, p.methods, p.k_sweep
+    );
+    let _ = writeln!(
+        s,
+        "- Noise-Imgs: {} seeded uniform-noise images per token",
+        p.noise_images
+    );
+    if let Some((_, t)) = r.tokens.iter().next() {
+        let _ = writeln!(
+            s,
+            "- BERTScore: {}",
+            t.main["bertscore_model"].as_str().unwrap_or("?")
+        );
+        let _ = writeln!(
+            s,
+            "- CLIPScore: {}",
+            t.main["clipscore_model"].as_str().unwrap_or("?")
+        );
+    }
+    for (token, t) in &r.tokens {
+        let _ = writeln!(
+            s,
+            "- {token}: {} train / {} test samples generated the token",
+            t.main["train_samples"], t.main["test_samples"]
+        );
+    }
+    let _ = writeln!(s, "\n`{NA}`: not available (see *Unavailable* below). Cells are mean ± std over test samples (Table 1) or concepts (grounding).\n");
+    s.push_str("## Table 1: top-1 concept on test samples (CS = CLIPScore, BS = BERTScore F1)\n\n");
+    s.push_str(&table1(r));
+    s.push_str("\n## Table 2: overlap of the grounded words (lower = more disentangled)\n\n");
+    s.push_str(&table2(r));
+    s.push_str("\n## Ground-truth recovery AUC (train / test)\n\nMean over the world's factors of the best concept's ROC AUC at detecting the factor (synthetic world only).\n\n");
+    s.push_str(&recovery_table(r));
+    s.push_str("\n## Layer sweep (§5.4), Semi-NMF\n\nGrounding BS: BERTScore F1 of each concept's words against the captions of its 5 most-activating training samples, mean over concepts (method.md §4.4), beside Rnd-Words with the same MAS.\n\n");
+    s.push_str(&layer_table(r));
+    s.push_str(
+        "\n## K sweep (§5.5): relative reconstruction error ‖X − X̂‖/‖X‖ on the training matrix\n\n",
+    );
+    s.push_str(&k_table(r));
+    s.push_str("\n## Unavailable\n\n");
+    let mut any = false;
+    if let Some((_, t)) = r.tokens.iter().next() {
+        for key in ["clipscore_model", "bertscore_model"] {
+            if let Some(why) = t.main[key]
+                .as_str()
+                .filter(|w| w.starts_with("unavailable"))
+            {
+                let _ = writeln!(
+                    s,
+                    "- {}: {why}",
+                    if key.starts_with("clip") {
+                        "CLIPScore"
+                    } else {
+                        "BERTScore"
+                    }
+                );
+                any = true;
+            }
+        }
+    }
+    s.push_str("- Rnd-Words and GT-captions have no CLIPScore here: the CLI scores CLIPScore for the concept words only.\n");
+    for (token, t) in &r.tokens {
+        match &t.noise {
+            Some(n) => {
+                if let Some(why) = &n.unavailable {
+                    let _ = writeln!(s, "- Noise-Imgs for {token}: {why}");
+                    any = true;
+                }
+            }
+            None => {
+                let _ = writeln!(s, "- Noise-Imgs for {token}: not run in this setting");
+                any = true;
+            }
+        }
+    }
+    let _ = any;
+    s.push_str("\n## The paper's numbers (for context only)\n\n");
+    s.push_str(if p.setting == "coco" {
+        "The paper's numbers are for DePALM on COCO; ours are LLaVA-1.5 with this implementation's BERTScore model (see BERTScore above), so they are comparable in layout, not in value.\n\n"
+    } else {
+        "These are DePALM on COCO with a different BERTScore model: **not comparable** with the synthetic world's numbers above, only the layout and the ordering of the methods are.\n\n"
+    });
+    s.push_str(&paper_tables());
+    s.push_str("\n## Timings\n\n| Phase | seconds |\n|---|---|\n");
+    for (name, t) in &r.timings {
+        let _ = writeln!(s, "| {name} | {t:.0} |");
+    }
+    let _ = writeln!(s, "\n{} CPU threads available.", r.threads);
+    s
+}
+
+#[cfg(test)]
+mod tests;

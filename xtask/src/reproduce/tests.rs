@@ -1,0 +1,214 @@
+//! Aggregation and rendering from the hand-written fixtures in xtask/tests/fixtures/reproduce.
+
+use super::*;
+
+fn fixture(name: &str) -> Value {
+    let p = workspace_root()
+        .join("xtask/tests/fixtures/reproduce")
+        .join(name);
+    read_json(&p).unwrap()
+}
+
+fn protocol(setting: &str) -> Protocol {
+    Protocol {
+        setting: setting.into(),
+        model: "/m".into(),
+        data: "folder:/w".into(),
+        tokens: vec!["circle".into(), "square".into()],
+        layer: "2".into(),
+        k: 20,
+        methods: "snmf,pca,kmeans,simple".into(),
+        k_sweep: vec![5, 20],
+        noise_images: 10,
+        clip: None,
+        quick: false,
+    }
+}
+
+fn results() -> Results {
+    let full = fixture("metrics_full.json");
+    let empty = fixture("metrics_no_scores.json");
+    let mut circle = TokenResults {
+        main: full.clone(),
+        ..Default::default()
+    };
+    circle.layers.insert("norm".into(), empty.clone());
+    circle.layers.insert("2".into(), full.clone());
+    circle.layers.insert("10".into(), empty.clone());
+    circle.k_sweep.insert(20, full.clone());
+    circle.k_objective.insert(
+        20,
+        [("snmf".to_string(), Some(1234.5))].into_iter().collect(),
+    );
+    circle.noise = Some(NoiseOutcome {
+        images: 10,
+        kept: Some(0),
+        unavailable: Some("the model generated \"circle\" for 0 of 10 noise images".into()),
+        metrics: None,
+    });
+    let square = TokenResults {
+        main: empty,
+        ..Default::default()
+    };
+    Results {
+        format: "coxlmm-reproduce".into(),
+        protocol: protocol("synthetic"),
+        tokens: [
+            ("circle".to_string(), circle),
+            ("square".to_string(), square),
+        ]
+        .into_iter()
+        .collect(),
+        timings: vec![("total".into(), 61.0)],
+        threads: 2,
+    }
+}
+
+fn row<'a>(table: &'a str, prefix: &str) -> &'a str {
+    table
+        .lines()
+        .find(|l| l.starts_with(prefix))
+        .unwrap_or_else(|| panic!("no row {prefix:?} in\n{table}"))
+}
+
+#[test]
+fn table1_cells_from_metrics() {
+    let t = table1(&results());
+    // Columns: Rnd-Words | Noise-Imgs | Simple | PCA | K-Means | Semi-NMF | GT-captions.
+    assert_eq!(
+        row(&t, "| circle | BS top-1"),
+        "| circle | BS top-1 | 0.200 ± 0.050 | n/a | 0.350 ± 0.050 | 0.400 ± 0.200 | \
+         0.450 ± 0.150 | 0.500 ± 0.100 | 0.810 ± 0.060 |"
+    );
+    // CLIPScore: methods only; Rnd-Words, GT-captions and (here) Noise-Imgs unavailable.
+    assert_eq!(
+        row(&t, "| circle | CS top-1"),
+        "| circle | CS top-1 | n/a | n/a | 0.500 ± 0.060 | 0.550 ± 0.080 | 0.580 ± 0.070 | \
+         0.610 ± 0.090 | n/a |"
+    );
+    // Null scores and absent methods are n/a, never 0.
+    assert_eq!(
+        row(&t, "| square | BS top-1"),
+        "| square | BS top-1 | n/a | n/a | n/a | n/a | n/a | n/a | n/a |"
+    );
+}
+
+#[test]
+fn table2_and_recovery() {
+    let r = results();
+    let t = table2(&r);
+    assert_eq!(
+        row(&t, "| circle"),
+        "| circle | 0.625 | 0.000 | 0.500 | 0.125 |"
+    );
+    assert_eq!(row(&t, "| square"), "| square | n/a | n/a | n/a | 0.200 |");
+    let t = recovery_table(&r);
+    assert_eq!(
+        row(&t, "| circle"),
+        "| circle | n/a / n/a | 0.700 / 0.690 | 0.800 / 0.750 | 0.900 / 0.880 |"
+    );
+}
+
+#[test]
+fn layer_table_numeric_order_and_unavailable() {
+    let t = layer_table(&results());
+    let layers: Vec<&str> = t
+        .lines()
+        .skip(2)
+        .map(|l| l.split('|').nth(2).unwrap().trim())
+        .collect();
+    assert_eq!(layers, ["2", "10", "norm"]);
+    assert_eq!(
+        row(&t, "| circle | 2 "),
+        "| circle | 2 | 0.450 ± 0.020 | 0.300 ± 0.010 | 0.500 ± 0.100 | 0.610 ± 0.090 | 0.880 |"
+    );
+    assert_eq!(
+        row(&t, "| circle | norm "),
+        "| circle | norm | n/a | n/a | n/a | n/a | n/a |"
+    );
+}
+
+#[test]
+fn k_table_errors_and_objective() {
+    let t = k_table(&results());
+    assert_eq!(
+        row(&t, "| circle | 20 "),
+        "| circle | 20 | 0.250 | 0.125 | 0.375 | 1.2345e3 |"
+    );
+    assert!(!t.contains("| square |"), "square has no K sweep:\n{t}");
+}
+
+#[test]
+fn render_states_what_is_unavailable_and_why() {
+    let md = render(&results());
+    assert!(md.contains("- Noise-Imgs for circle: the model generated \"circle\" for 0 of 10"));
+    assert!(md.contains("- Noise-Imgs for square: not run in this setting"));
+    assert!(md.contains("**not comparable**"));
+    // The paper's Semi-NMF BS for dog (method.md §5.1) and the PCA overlap for cat (§5.2).
+    assert!(md.contains("| dog | BS top-1 | 0.201 ± 0.04 | 0.306 ± 0.05 | 0.346 ± 0.08 | 0.405 ± 0.07 | 0.511 ± 0.11 |"));
+    assert!(md.contains("| cat | 0.452 | 0.000 | 0.500 | 0.146 |"));
+    assert!(md.contains("| total | 61 |"));
+}
+
+#[test]
+fn coco_render_labels_paper_numbers_as_layout_comparable() {
+    let mut r = results();
+    r.protocol = protocol("coco");
+    let md = render(&r);
+    assert!(md.contains("# CoX-LMM reproduction: coco setting"));
+    assert!(md.contains("comparable in layout, not in value"));
+}
+
+#[test]
+fn results_json_roundtrip() {
+    let r = results();
+    let text = serde_json::to_string(&r).unwrap();
+    let back: Results = serde_json::from_str(&text).unwrap();
+    assert_eq!(back, r);
+}
+
+#[test]
+fn coco_without_model_or_data_fails_clearly() {
+    let a = Args {
+        out: "x".into(),
+        setting: "coco".into(),
+        model: None,
+        coco: None,
+        clip: None,
+        quick: false,
+        work: None,
+    };
+    let e = coco_protocol(&a).unwrap_err().to_string();
+    assert!(e.contains("needs --model"), "{e}");
+    let a = Args {
+        model: Some("/nonexistent/llava".into()),
+        ..a
+    };
+    let e = coco_protocol(&a).unwrap_err().to_string();
+    assert!(e.contains("neither a checkpoint directory"), "{e}");
+}
+
+#[test]
+fn noise_dataset_is_seeded_and_captions_name_the_token() {
+    let base = std::env::temp_dir().join(format!("coxlmm-noise-{}", std::process::id()));
+    let (a, b) = (base.join("a"), base.join("b"));
+    write_noise_dataset(&a, "circle", 3, 7).unwrap();
+    write_noise_dataset(&b, "circle", 3, 7).unwrap();
+    let lines: Vec<Value> = std::fs::read_to_string(a.join("captions.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3);
+    assert_eq!(lines[1]["captions"][0], "a circle");
+    assert_eq!(lines[1]["split"], "train");
+    let img = |d: &Path| std::fs::read(d.join("images/noise-00002.png")).unwrap();
+    assert_eq!(img(&a), img(&b));
+    let px = image::open(a.join("images/noise-00002.png"))
+        .unwrap()
+        .to_rgb8();
+    assert_eq!(px.dimensions(), (96, 96));
+    let distinct: std::collections::HashSet<u8> = px.as_raw().iter().copied().collect();
+    assert!(distinct.len() > 200, "noise should use most byte values");
+    std::fs::remove_dir_all(&base).unwrap();
+}
