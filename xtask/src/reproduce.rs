@@ -507,7 +507,10 @@ fn noise_baseline(cli: &Path, p: &Protocol, work: &Path, token: &str) -> Result<
 // ---------------------------------------------------------------- rendering
 
 /// The paper's Table 1 (v1, DePALM, L = 31, K = 20), method.md §5.1: token → [(column, CS, BS)].
-const PAPER_T1: &[(&str, [(&str, &str, &str); 5])] = &[
+/// A paper cell: (column, CS, BS).
+type PaperCell = (&'static str, &'static str, &'static str);
+
+const PAPER_T1: &[(&str, [PaperCell; 5])] = &[
     (
         "dog",
         [
