@@ -100,15 +100,34 @@ pub struct Results {
     pub threads: usize,
 }
 
-pub fn run(a: Args) -> Result<()> {
+pub fn run(mut a: Args) -> Result<()> {
     let root = workspace_root();
+    // User paths are relative to where the command was started; ours to the workspace root.
+    let here = std::env::current_dir()?;
+    let abs = |p: &Path| {
+        if p.is_relative() {
+            here.join(p)
+        } else {
+            p.to_path_buf()
+        }
+    };
+    a.coco = a.coco.as_deref().map(abs);
+    a.clip = a.clip.as_deref().map(abs);
+    a.work = a.work.as_deref().map(abs);
+    if let Some(m) = &a.model {
+        if Path::new(m).exists() {
+            a.model = Some(abs(Path::new(m)).display().to_string());
+        }
+    }
+    // Paths in run folders are relative to the workspace root (portable run.json files).
+    std::env::set_current_dir(&root)?;
     let p = match a.setting.as_str() {
-        "synthetic" => synthetic_protocol(&a, &root)?,
+        "synthetic" => synthetic_protocol(&a)?,
         "coco" => coco_protocol(&a)?,
         s => bail!("--setting {s:?}: choose synthetic or coco"),
     };
     let work = a.work.clone().unwrap_or_else(|| {
-        root.join("target/reproduce").join(if a.quick {
+        Path::new("target/reproduce").join(if a.quick {
             format!("{}-quick", p.setting)
         } else {
             p.setting.clone()
@@ -129,7 +148,7 @@ pub fn run(a: Args) -> Result<()> {
         bail!("cargo build --release -p coxlmm failed");
     }
     timings.push(("build".to_string(), t.elapsed().as_secs_f64()));
-    let cli = root.join("target/release/coxlmm");
+    let cli = PathBuf::from("target/release/coxlmm");
 
     if p.setting == "synthetic" {
         let world = work.join("world");
@@ -276,12 +295,11 @@ pub fn run(a: Args) -> Result<()> {
     Ok(())
 }
 
-fn synthetic_protocol(a: &Args, root: &Path) -> Result<Protocol> {
-    let model = a.model.clone().unwrap_or_else(|| {
-        root.join("crates/cox-synth/assets/tiny-llava-synth")
-            .display()
-            .to_string()
-    });
+fn synthetic_protocol(a: &Args) -> Result<Protocol> {
+    let model = a
+        .model
+        .clone()
+        .unwrap_or_else(|| "crates/cox-synth/assets/tiny-llava-synth".to_string());
     if !Path::new(&model).join("model.safetensors").is_file() {
         bail!(
             "no model at {model}: the committed tiny-llava-synth is missing from this checkout; \
