@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 use candle_core::Device;
 use serde::{Deserialize, Serialize};
@@ -55,6 +56,9 @@ impl Weights<'_> {
 pub struct BertScorer {
     encoder: BertEncoder,
     params: BertScoreParams,
+    /// Every sentence encoded so far: an evaluation scores many candidate lists against the same
+    /// references, and a sentence's embedding does not depend on its batch.
+    cache: Mutex<HashMap<String, Arc<TokenEmbeddings>>>,
 }
 
 impl BertScorer {
@@ -82,6 +86,7 @@ impl BertScorer {
         Ok(BertScorer {
             encoder,
             params: params.clone(),
+            cache: Mutex::new(HashMap::new()),
         })
     }
 
@@ -148,6 +153,29 @@ impl BertScorer {
         self.score_weighted(cands, refs, &Weights::Idf(idf), true)
     }
 
+    /// Forgets the sentences encoded so far (they are kept to serve later calls).
+    pub fn clear_cache(&self) {
+        self.cache.lock().expect("cache lock").clear();
+    }
+
+    /// The embeddings of `sentences`, encoding only those not seen before.
+    fn embed_cached(&self, sentences: &[&str]) -> Result<Vec<Arc<TokenEmbeddings>>> {
+        let missing: Vec<&str> = {
+            let cache = self.cache.lock().expect("cache lock");
+            sentences
+                .iter()
+                .copied()
+                .filter(|s| !cache.contains_key(*s))
+                .collect()
+        };
+        let fresh = self.encoder.embed(&missing, self.params.batch_size)?;
+        let mut cache = self.cache.lock().expect("cache lock");
+        for (s, e) in missing.iter().zip(fresh) {
+            cache.insert((*s).to_string(), Arc::new(e));
+        }
+        Ok(sentences.iter().map(|s| Arc::clone(&cache[*s])).collect())
+    }
+
     /// The idf table of a reference corpus, tokenised as the scorer tokenises (`get_idf_dict`).
     pub fn idf_weights<S: AsRef<str>>(&self, corpus: &[S]) -> Result<IdfWeights> {
         let docs: Vec<Vec<u32>> = corpus
@@ -177,12 +205,12 @@ impl BertScorer {
                 unique.len() - 1
             });
         }
-        let emb = self.encoder.embed(&unique, self.params.batch_size)?;
+        let emb = self.embed_cached(&unique)?;
         let w: Vec<Vec<f64>> = emb.iter().map(|e| weights.of(&e.ids)).collect();
         let get = |s: &str| index[s];
         let dim = self.encoder.hidden_size();
         let pair = |c: usize, r: usize| -> Prf {
-            let (ec, er): (&TokenEmbeddings, &TokenEmbeddings) = (&emb[c], &emb[r]);
+            let (ec, er): (&TokenEmbeddings, &TokenEmbeddings) = (&*emb[c], &*emb[r]);
             if ec.ids.len() <= 2 || er.ids.len() <= 2 {
                 return Prf::ZERO;
             }

@@ -19,7 +19,7 @@ pub fn models_dir() -> PathBuf {
 }
 
 /// The separator between grounded words in a BERTScore candidate.
-pub const WORD_SEPARATOR: &str = " ";
+pub const WORD_SEPARATOR: &str = ", ";
 
 fn mean_std(v: &[f64]) -> Option<MeanStd> {
     (!v.is_empty()).then(|| MeanStd::of(v))
