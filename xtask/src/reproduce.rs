@@ -396,7 +396,19 @@ fn num_layers(model: &str) -> Result<usize> {
         .with_context(|| format!("{}: no text_config.num_hidden_layers", cfg.display()))
 }
 
+/// Runs the CLI, unless the run folder (`--out`) already holds a `metrics.json` (a finished run:
+/// the CLI would redo only the evaluation; delete the folder to redo it).
 fn coxlmm(cli: &Path, argv: &[String]) -> Result<()> {
+    let out = argv
+        .iter()
+        .position(|a| a == "--out")
+        .and_then(|i| argv.get(i + 1));
+    if let Some(out) = out {
+        if Path::new(out).join("metrics.json").is_file() {
+            eprintln!("== {out}: finished already");
+            return Ok(());
+        }
+    }
     eprintln!("$ coxlmm {}", argv.join(" "));
     let ok = Command::new(cli).args(argv).status()?.success();
     if !ok {
