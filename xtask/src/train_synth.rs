@@ -32,6 +32,15 @@ pub struct Args {
     /// Vision patch side.
     #[arg(long, default_value_t = 32)]
     patch: usize,
+    /// Continue from this checkpoint's weights (same architecture); copy them first if it is --out.
+    #[arg(long)]
+    init_from: Option<PathBuf>,
+    /// First training scene index (a continued run uses new scenes).
+    #[arg(long, default_value_t = 0)]
+    first_scene: u64,
+    /// Warmup steps (default: steps/20, within 10..=200).
+    #[arg(long)]
+    warmup: Option<usize>,
     /// Curriculum: one-object scenes for the first this many steps.
     #[arg(long, default_value_t = 0)]
     single_object_steps: usize,
@@ -47,7 +56,9 @@ pub fn run(a: Args) -> Result<()> {
         max_seconds: a.minutes.map(|m| m * 60.0),
         batch_size: a.batch,
         lr: a.lr,
-        warmup: (a.steps / 20).clamp(10, 200),
+        warmup: a.warmup.unwrap_or((a.steps / 20).clamp(10, 200)),
+        init_from: a.init_from.clone(),
+        first_scene: a.first_scene,
         image_size: a.image_size,
         patch_size: a.patch,
         single_object_steps: a.single_object_steps,
@@ -75,6 +86,16 @@ pub fn run(a: Args) -> Result<()> {
     );
     if let Some(m) = a.minutes {
         command.push_str(&format!(" --minutes {m}"));
+    }
+    if let Some(w) = a.warmup {
+        command.push_str(&format!(" --warmup {w}"));
+    }
+    if let Some(p) = &a.init_from {
+        command.push_str(&format!(
+            " --init-from {} --first-scene {}",
+            p.display(),
+            a.first_scene
+        ));
     }
     write_training_note(&a.out, &trainer, &report, &command)?;
     println!(

@@ -48,6 +48,12 @@ pub struct TrainConfig {
     pub single_object_steps: usize,
     /// Write the checkpoint every this many steps (0: only at the end).
     pub save_every: usize,
+    /// Continue from these weights (a `model.safetensors` of the same architecture) instead of
+    /// the seeded initialisation; the optimiser state starts fresh.
+    pub init_from: Option<PathBuf>,
+    /// The first training scene: step `i` uses scenes `first_scene + i·batch ..`, so that a
+    /// continued run sees new scenes.
+    pub first_scene: u64,
     /// Log every this many steps.
     pub log_every: usize,
 }
@@ -67,6 +73,8 @@ impl Default for TrainConfig {
             image_size: 96,
             patch_size: 32,
             single_object_steps: 0,
+            init_from: None,
+            first_scene: 0,
             save_every: 250,
             log_every: 10,
         }
@@ -169,10 +177,13 @@ impl Trainer {
         let cfg = write_tiny_llava(dir, &tiny, seed)?;
         let tokenizer = LlavaTokenizer::from_model_dir(dir, &cfg)?;
         let processor = ImageProcessor::from_model_dir(dir)?;
-        let varmap = VarMap::new();
+        let mut varmap = VarMap::new();
         let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
         let model = LlavaModel::new(vb, &cfg, WeightLayout::Hub)?;
         init_varmap(&varmap, &cfg, WeightLayout::Hub, tiny.weight_scale, seed)?;
+        if let Some(from) = &tc.init_from {
+            varmap.load(from)?;
+        }
         Ok(Self {
             tiny,
             cfg,
