@@ -1,0 +1,202 @@
+//! End-to-end tests of the pipeline commands (`coxlmm demo`, `run`, `explain`, `report`) on the
+//! synthetic world with the committed tiny model: real processes, real files.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn coxlmm(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_coxlmm"))
+        .args(args)
+        .output()
+        .expect("run coxlmm")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn model_dir() -> PathBuf {
+    cox_synth::default_model_dir()
+}
+
+/// A small demo: 400 train and 80 test scenes, K = 6.
+fn small_demo(out: &Path, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "demo",
+        "--out",
+        out.to_str().unwrap(),
+        "--train",
+        "400",
+        "--test",
+        "80",
+        "--k",
+        "6",
+    ];
+    args.extend_from_slice(extra);
+    coxlmm(&args)
+}
+
+fn metrics(out: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(out.join("metrics.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn demo_runs_end_to_end_resumes_and_explains() {
+    assert!(
+        model_dir().join("model.safetensors").is_file(),
+        "the committed checkpoint is missing at {}",
+        model_dir().display()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let o = small_demo(&out, &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    let t = text(&o);
+    assert!(t.contains("report: "), "{t}");
+
+    // The world, the stores, one dictionary per method, the grounding, the metrics, the report.
+    assert!(out.join("data/captions.jsonl").is_file());
+    assert!(out.join("data/factors.jsonl").is_file());
+    for m in ["snmf", "pca", "kmeans", "simple"] {
+        let d = cox_store::read_dictionary(&out.join(format!("dict/{m}.safetensors"))).unwrap();
+        assert_eq!(d.concepts.rows, 6, "{m}");
+        assert!(out.join(format!("ground/{m}.json")).is_file());
+    }
+    let m = metrics(&out);
+    let methods = m["methods"].as_array().unwrap();
+    assert_eq!(methods.len(), 4);
+    let train = m["train_samples"].as_u64().unwrap();
+    assert!(train >= 6, "{m}");
+    for mm in methods {
+        let overlap = mm["overlap"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&overlap), "{mm}");
+        // The synthetic world's ground truth is known, so recovery AUC is always computed.
+        let auc = mm["recovery_auc_train"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&auc), "{mm}");
+    }
+    let snmf = &methods[0];
+    assert_eq!(snmf["method"], "snmf");
+    // Semi-NMF codes are sparse and non-negative; the baselines' are dense.
+    assert!(snmf["mean_l0"].as_f64().unwrap() < 6.0, "{snmf}");
+    // Concepts of the token's representations detect its factors far better than chance (0.5).
+    let auc = snmf["recovery_auc_train"].as_f64().unwrap();
+    eprintln!(
+        "recovery AUC (train): {}",
+        methods
+            .iter()
+            .map(|x| format!("{} {:.3}", x["method"], x["recovery_auc_train"]))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    assert!(auc > 0.6, "Semi-NMF recovery AUC {auc}");
+
+    // The report: one card per concept, thumbnails on disk.
+    let index = std::fs::read_to_string(out.join("report/index.html")).unwrap();
+    for k in 0..6 {
+        assert!(
+            index.contains(&format!("id=\"concept-{k:03}\"")),
+            "card {k}"
+        );
+        assert!(out.join(format!("report/concept-{k:03}.html")).is_file());
+    }
+    assert!(out.join("report/visual_grounding.json").is_file());
+    let thumbs = std::fs::read_dir(out.join("report/thumbs"))
+        .unwrap()
+        .count();
+    assert!(thumbs >= 6, "{thumbs} thumbnails");
+
+    // Rerunning the same command resumes: nothing is learnt again, the dictionary is unchanged.
+    let before = std::fs::read(out.join("dict/snmf.safetensors")).unwrap();
+    let o = small_demo(&out, &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("done already"), "{}", text(&o));
+    assert_eq!(
+        before,
+        std::fs::read(out.join("dict/snmf.safetensors")).unwrap()
+    );
+
+    // Other settings in the same folder are refused, naming the difference.
+    let o = small_demo(&out, &["--lambda", "0.5"]);
+    assert!(!o.status.success());
+    assert!(
+        text(&o).contains("other settings") && text(&o).contains("lambda"),
+        "{}",
+        text(&o)
+    );
+
+    // Local explanations of new images; unreadable ones are named and skipped.
+    let img = out.join("data/images/test-000002.png");
+    let o = coxlmm(&[
+        "explain",
+        "--run",
+        out.to_str().unwrap(),
+        img.to_str().unwrap(),
+        "/nonexistent/x.png",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let t = text(&o);
+    assert!(
+        t.contains("caption:") && t.contains("/nonexistent/x.png"),
+        "{t}"
+    );
+    let e: Value = serde_json::from_str(
+        &std::fs::read_to_string(out.join("explain/test-000002.json")).unwrap(),
+    )
+    .unwrap();
+    assert!(e["generated"].as_str().is_some_and(|g| !g.is_empty()));
+    if e["token_generated"].as_bool().unwrap() {
+        assert!(!e["concepts"].as_array().unwrap().is_empty());
+    }
+    // The report picks the explanation up.
+    let o = coxlmm(&["report", "--run", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    let pages = std::fs::read_dir(out.join("report"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with("explain-")
+        })
+        .count();
+    assert!(pages >= 1);
+}
+
+#[test]
+fn bad_pipeline_input_gets_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    // Not a noun of the world.
+    let o = coxlmm(&["demo", "--out", out.to_str().unwrap(), "--token", "dog"]);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("circle, square"), "{}", text(&o));
+    // A folder that is not a run.
+    let o = coxlmm(&["report", "--run", dir.path().to_str().unwrap()]);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("not a coxlmm run folder"), "{}", text(&o));
+    // An unknown method.
+    let o = coxlmm(&[
+        "run",
+        "--model",
+        "m",
+        "--data",
+        "folder:x",
+        "--token",
+        "circle",
+        "--layer",
+        "1",
+        "--methods",
+        "snmf,ica",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("ica"), "{}", text(&o));
+}
