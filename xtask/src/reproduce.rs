@@ -262,7 +262,7 @@ pub fn run(mut a: Args) -> Result<()> {
         // Noise-Imgs: the dictionary learnt from noise images' representations.
         if p.noise_images > 0 {
             let t = Instant::now();
-            r.noise = Some(noise_baseline(&cli, &p, &work, token)?);
+            r.noise = Some(noise_baseline(&cli, &p, &work, &data, token)?);
             timings.push((format!("{token}: noise"), t.elapsed().as_secs_f64()));
         }
         tokens.insert(token.clone(), r);
@@ -473,7 +473,13 @@ pub fn write_noise_dataset(dir: &Path, token: &str, n: usize, seed: u64) -> Resu
     Ok(())
 }
 
-fn noise_baseline(cli: &Path, p: &Protocol, work: &Path, token: &str) -> Result<NoiseOutcome> {
+fn noise_baseline(
+    cli: &Path,
+    p: &Protocol,
+    work: &Path,
+    data_spec: &str,
+    token: &str,
+) -> Result<NoiseOutcome> {
     let data = work.join("noise").join(token);
     write_noise_dataset(&data, token, p.noise_images, 7)?;
     let dir = work.join("runs").join(token).join("noise");
@@ -509,16 +515,49 @@ fn noise_baseline(cli: &Path, p: &Protocol, work: &Path, token: &str) -> Result<
             })
         });
     Ok(match res {
-        Ok(()) => NoiseOutcome {
-            images: p.noise_images,
-            kept,
-            unavailable: Some(
-                "a noise dictionary was learnt, but evaluating a foreign dictionary on the real \
-                 test split is not implemented in the CLI yet"
-                    .into(),
-            ),
-            metrics: read_json(&dir.join("metrics.json")).ok(),
-        },
+        Ok(()) => {
+            // Evaluate the noise dictionary's words on the real test split: a Semi-NMF run on
+            // the main run's stores with --noise-dict (references.*_noise_imgs).
+            let main = work
+                .join("runs")
+                .join(token)
+                .join(format!("layer-{}", p.layer));
+            let eval = work.join("runs").join(token).join("noise-eval");
+            share_extract(&main, &eval)?;
+            let mut argv: Vec<String> = [
+                "run",
+                "--model",
+                &p.model,
+                "--data",
+                data_spec,
+                "--token",
+                token,
+                "--layer",
+                &p.layer,
+                "--k",
+                &p.k.to_string(),
+                "--methods",
+                "snmf",
+                "--capture",
+                "all",
+                "--noise-dict",
+                &dir.display().to_string(),
+                "--out",
+                &eval.display().to_string(),
+            ]
+            .map(String::from)
+            .to_vec();
+            if let Some(c) = &p.clip {
+                argv.extend(["--clip".into(), c.clone()]);
+            }
+            coxlmm(cli, &argv)?;
+            NoiseOutcome {
+                images: p.noise_images,
+                kept,
+                unavailable: None,
+                metrics: Some(read_json(&eval.join("metrics.json"))?),
+            }
+        }
         Err(_) => NoiseOutcome {
             images: p.noise_images,
             kept,
@@ -655,7 +694,7 @@ pub fn table1(r: &Results) -> String {
                 None
             };
             let noise_cell =
-                noise.and_then(|n| mean_std(method(n, "snmf").and_then(|x| x.get(key))));
+                noise.and_then(|n| mean_std(n["references"].get(format!("{key}_noise_imgs"))));
             let _ = write!(
                 s,
                 "| {token} | {score} | {} | {} |",
@@ -905,6 +944,25 @@ pub fn render(r: &Results) -> String {
     s.push_str("\n## Timings\n\n| Phase | seconds |\n|---|---|\n");
     for (name, t) in &r.timings {
         let _ = writeln!(s, "| {name} | {t:.0} |");
+    }
+    s.push_str(
+        "\nA phase of 0 s was finished by an earlier invocation (run folders resume). The main runs' \
+         own steps, as their `metrics.json` recorded them (seconds):\n\n",
+    );
+    for (token, t) in &r.tokens {
+        let steps: Vec<String> = t.main["timings"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|x| {
+                Some(format!(
+                    "{} {:.0}",
+                    x.get(0)?.as_str()?,
+                    x.get(1)?.as_f64()?
+                ))
+            })
+            .collect();
+        let _ = writeln!(s, "- {token}: {}", steps.join(", "));
     }
     let _ = writeln!(s, "\n{} CPU threads available.", r.threads);
     s

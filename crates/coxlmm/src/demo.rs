@@ -89,6 +89,7 @@ pub fn run(a: Args) -> Result<()> {
         clip: None,
         explain: 12,
         capture: None,
+        noise_dict: None,
     };
     crate::pipeline::run(settings, &a.out)
 }

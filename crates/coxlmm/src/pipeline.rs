@@ -90,6 +90,12 @@ pub struct RunSettings {
     /// reproduce`).
     #[arg(long)]
     pub capture: Option<String>,
+    /// The Noise-Imgs baseline (method.md §4.5): a finished run folder whose Semi-NMF dictionary
+    /// was learnt on noise images; its words are evaluated on this run's test split like the
+    /// methods' (`references.*_noise_imgs` in metrics.json).
+    #[arg(long)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub noise_dict: Option<PathBuf>,
 }
 
 /// The `--layer` list given to extraction: `--layer` first, then `--capture`'s layers.
@@ -667,6 +673,11 @@ fn evaluate(
         }
         out.methods.push(mm);
     }
+    if let (Some(test), Some(noise)) = (&test, &s.noise_dict) {
+        if test.m > 0 {
+            noise_imgs(&RunDir::new(noise), test, &bert, &clip, &mut out)?;
+        }
+    }
     if let Some(test) = &test {
         if bert.available() && test.m > 0 {
             // GT-captions: the first reference caption scored against the others.
@@ -688,6 +699,48 @@ fn evaluate(
         }
     }
     Ok(out)
+}
+
+/// Noise-Imgs: another run's Semi-NMF dictionary (learnt on noise images) and its words, evaluated
+/// on `test` with the Table 1 protocol.
+fn noise_imgs(
+    noise: &RunDir,
+    test: &SplitData,
+    bert: &crate::scores::BertRunner,
+    clip: &crate::scores::ClipRunner,
+    out: &mut Metrics,
+) -> Result<()> {
+    let d = read_dictionary(&tensor_path(&noise.dict(Method::SemiNmf)))
+        .with_context(|| format!("--noise-dict {}", noise.root().display()))?;
+    let g = read_grounding(noise, Method::SemiNmf)?;
+    let k = d.concepts.rows;
+    let codes = concept_dictionary(&d, Method::SemiNmf)
+        .encode(SamplesRef::new(&test.x, test.m, test.b)?, Par::rayon(0))?;
+    let top1: Vec<usize> = (0..test.m)
+        .map(|i| top_concepts(&codes[i * k..(i + 1) * k], 1)[0])
+        .collect();
+    let refs: Vec<Vec<String>> = test.samples.iter().map(|r| r.captions.clone()).collect();
+    let cands: Vec<&[String]> = top1.iter().map(|&c| g.words[c].words.as_slice()).collect();
+    if let Some(ms) = bert.top1(&cands, &refs)? {
+        out.references.insert(
+            "bertscore_top1_noise_imgs".into(),
+            serde_json::to_value(ms)?,
+        );
+    }
+    if clip.available() {
+        let images: Vec<PathBuf> = test
+            .samples
+            .iter()
+            .map(|r| PathBuf::from(&r.image))
+            .collect();
+        if let (Some(t1), _) = clip.test_scores(&images, &codes, k, &g.words)? {
+            out.references.insert(
+                "clipscore_top1_noise_imgs".into(),
+                serde_json::to_value(t1)?,
+            );
+        }
+    }
+    Ok(())
 }
 
 /// The `n` concepts with the highest activation, highest first (ties: higher index first, as

@@ -48,6 +48,13 @@ fn results() -> Results {
     });
     let square = TokenResults {
         main: empty,
+        noise: Some(NoiseOutcome {
+            images: 10,
+            kept: Some(9),
+            unavailable: None,
+            metrics: Some(json!({"references": {
+                "bertscore_top1_noise_imgs": {"mean": 0.3, "std": 0.05, "n": 7}}})),
+        }),
         ..Default::default()
     };
     Results {
@@ -87,9 +94,14 @@ fn table1_cells_from_metrics() {
          0.610 ± 0.090 | n/a |"
     );
     // Null scores and absent methods are n/a, never 0.
+    // The Noise-Imgs cell comes from the noise evaluation's references; nothing else for square.
     assert_eq!(
         row(&t, "| square | BS top-1"),
-        "| square | BS top-1 | n/a | n/a | n/a | n/a | n/a | n/a | n/a |"
+        "| square | BS top-1 | n/a | 0.300 ± 0.050 | n/a | n/a | n/a | n/a | n/a |"
+    );
+    assert_eq!(
+        row(&t, "| square | CS top-1"),
+        "| square | CS top-1 | n/a | n/a | n/a | n/a | n/a | n/a | n/a |"
     );
 }
 
@@ -142,12 +154,16 @@ fn k_table_errors_and_objective() {
 fn render_states_what_is_unavailable_and_why() {
     let md = render(&results());
     assert!(md.contains("- Noise-Imgs for circle: the model generated \"circle\" for 0 of 10"));
-    assert!(md.contains("- Noise-Imgs for square: not run in this setting"));
+    assert!(
+        !md.contains("- Noise-Imgs for square"),
+        "square's Noise-Imgs is available"
+    );
     assert!(md.contains("**not comparable**"));
     // The paper's Semi-NMF BS for dog (method.md §5.1) and the PCA overlap for cat (§5.2).
     assert!(md.contains("| dog | BS top-1 | 0.201 ± 0.04 | 0.306 ± 0.05 | 0.346 ± 0.08 | 0.405 ± 0.07 | 0.511 ± 0.11 |"));
     assert!(md.contains("| cat | 0.452 | 0.000 | 0.500 | 0.146 |"));
     assert!(md.contains("| total | 61 |"));
+    assert!(md.contains("- circle: extract train 2"), "main-run steps from metrics.json");
 }
 
 #[test]
