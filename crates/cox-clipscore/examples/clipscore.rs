@@ -24,7 +24,11 @@ fn main() -> anyhow::Result<()> {
     } else {
         let tmp = tempfile::tempdir()?;
         write_tiny_clip(tmp.path(), &tiny_config(), 0)?;
-        let model = ClipModel::load(tmp.path(), candle_core::DType::F32, &candle_core::Device::Cpu)?;
+        let model = ClipModel::load(
+            tmp.path(),
+            candle_core::DType::F32,
+            &candle_core::Device::Cpu,
+        )?;
         let bpe = match &params.bpe_path {
             Some(p) => ClipBpe::from_file(p)?,
             None => ClipBpe::from_merges_text_lenient("#version: 0.2\nd o\ndo g</w>\n")?,

@@ -37,7 +37,10 @@ fn hand_computed_cases() {
         0.5,
     );
     // With set semantics this would be (1/2 + 1) / 2; as lists, O[0][1] = 2/3 and O[1][0] = 1.
-    check(&[&["dog", "dog", "puppy"], &["dog"]], (2.0 / 3.0 + 1.0) / 2.0);
+    check(
+        &[&["dog", "dog", "puppy"], &["dog"]],
+        (2.0 / 3.0 + 1.0) / 2.0,
+    );
     // Equality is exact: case and plural differ.
     check(&[&["dog"], &["Dog"], &["dogs"]], 0.0);
     // One empty list: its row is 0, but its column is 0 too (nothing is in it).

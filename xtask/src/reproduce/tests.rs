@@ -163,7 +163,10 @@ fn render_states_what_is_unavailable_and_why() {
     assert!(md.contains("| dog | BS top-1 | 0.201 ± 0.04 | 0.306 ± 0.05 | 0.346 ± 0.08 | 0.405 ± 0.07 | 0.511 ± 0.11 |"));
     assert!(md.contains("| cat | 0.452 | 0.000 | 0.500 | 0.146 |"));
     assert!(md.contains("| total | 61 |"));
-    assert!(md.contains("- circle: extract train 2"), "main-run steps from metrics.json");
+    assert!(
+        md.contains("- circle: extract train 2"),
+        "main-run steps from metrics.json"
+    );
 }
 
 #[test]
