@@ -114,6 +114,36 @@ fn n(v: f64) -> String {
     }
 }
 
+/// The x axis at height `y`: a tick mark and label at each of `ticks` (step `step`, placed by `px`),
+/// then the axis line from `ml` to `ml + pw`.
+fn x_axis(
+    ticks: impl Iterator<Item = f64>,
+    step: f64,
+    px: &dyn Fn(f64) -> f64,
+    ml: f64,
+    pw: f64,
+    y: f64,
+) -> String {
+    let mut s = String::new();
+    for t in ticks {
+        s.push_str(&format!(
+            "<line x1=\"{x}\" x2=\"{x}\" y1=\"{}\" y2=\"{}\" stroke=\"{AXIS}\" /><text x=\"{x}\" y=\"{}\" text-anchor=\"middle\" fill=\"{INK}\">{}</text>",
+            n(y),
+            n(y + 4.0),
+            n(y + 16.0),
+            escape(&tick_label(t, step)),
+            x = n(px(t)),
+        ));
+    }
+    s.push_str(&format!(
+        "<line x1=\"{}\" x2=\"{}\" y1=\"{y}\" y2=\"{y}\" stroke=\"{AXIS}\" />",
+        n(ml),
+        n(ml + pw),
+        y = n(y)
+    ));
+    s
+}
+
 fn axis_labels(o: &ChartOpts) -> String {
     let (ml, _, mt, mb) = MARGIN;
     let mut s = String::new();
@@ -225,22 +255,7 @@ pub fn line_chart(points: &[(f64, f64)], markers: bool, log_y: bool, o: &ChartOp
             y = n(py(t)),
         ));
     }
-    for &t in &xt {
-        s.push_str(&format!(
-            "<line x1=\"{x}\" x2=\"{x}\" y1=\"{}\" y2=\"{}\" stroke=\"{AXIS}\" /><text x=\"{x}\" y=\"{}\" text-anchor=\"middle\" fill=\"{INK}\">{}</text>",
-            n(mt + ph),
-            n(mt + ph + 4.0),
-            n(mt + ph + 16.0),
-            escape(&tick_label(t, xs)),
-            x = n(px(t)),
-        ));
-    }
-    s.push_str(&format!(
-        "<line x1=\"{}\" x2=\"{}\" y1=\"{y}\" y2=\"{y}\" stroke=\"{AXIS}\" />",
-        n(ml),
-        n(ml + pw),
-        y = n(mt + ph)
-    ));
+    s.push_str(&x_axis(xt.iter().copied(), xs, &px, ml, pw, mt + ph));
     let path: Vec<String> = pts
         .iter()
         .enumerate()
@@ -401,21 +416,15 @@ pub fn histogram_chart(edges: &[f64], counts: &[usize], o: &ChartOpts) -> String
         ));
     }
     let (xt, xs) = nice_ticks(lo, hi, 6);
-    for &t in xt.iter().filter(|&&t| t >= lo - 1e-12 && t <= hi + 1e-12) {
-        s.push_str(&format!(
-            "<line x1=\"{x}\" x2=\"{x}\" y1=\"{}\" y2=\"{}\" stroke=\"{AXIS}\" /><text x=\"{x}\" y=\"{}\" text-anchor=\"middle\" fill=\"{INK}\">{}</text>",
-            n(mt + ph),
-            n(mt + ph + 4.0),
-            n(mt + ph + 16.0),
-            escape(&tick_label(t, xs)),
-            x = n(px(t)),
-        ));
-    }
-    s.push_str(&format!(
-        "<line x1=\"{}\" x2=\"{}\" y1=\"{y}\" y2=\"{y}\" stroke=\"{AXIS}\" />",
-        n(ml),
-        n(ml + pw),
-        y = n(mt + ph)
+    s.push_str(&x_axis(
+        xt.iter()
+            .copied()
+            .filter(|&t| t >= lo - 1e-12 && t <= hi + 1e-12),
+        xs,
+        &px,
+        ml,
+        pw,
+        mt + ph,
     ));
     s.push_str(&axis_labels(o));
     s.push_str("</svg>");
