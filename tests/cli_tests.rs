@@ -1,24 +1,11 @@
 //! End-to-end tests of the `coxlmm` binary: real processes, real files.
 
 use std::path::Path;
-use std::process::{Command, Output};
 
 use cox_store::{read_dictionary, write_activations, DiskDtype, Matrix};
 
-fn coxlmm(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_coxlmm"))
-        .args(args)
-        .output()
-        .expect("run coxlmm")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
+mod common;
+use common::{coxlmm, text};
 
 /// Token-like data with ids in the sidecar, written in f16 like the reference stores activations.
 fn write_acts(path: &Path, m: usize, b: usize, poison: Option<(usize, usize)>) {

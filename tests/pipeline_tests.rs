@@ -2,24 +2,12 @@
 //! synthetic world with the committed tiny model: real processes, real files.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use serde_json::Value;
 
-fn coxlmm(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_coxlmm"))
-        .args(args)
-        .output()
-        .expect("run coxlmm")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
+mod common;
+use common::{coxlmm, text};
 
 fn model_dir() -> PathBuf {
     cox_synth::default_model_dir()
