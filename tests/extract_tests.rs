@@ -381,3 +381,105 @@ fn bad_inputs_get_clear_errors() {
     let e = err(&mut c);
     assert!(e.contains("/nonexistent/coxlmm"), "{e}");
 }
+
+/// Every layer's rows of two stores agree to `tol` and the samples (ids, captions, kept
+/// positions, skips) are the same.
+fn assert_same_rows(a: &Path, b: &Path, tol: f32) {
+    let (sa, sb) = (
+        cox_store::read_run_samples(a).unwrap(),
+        cox_store::read_run_samples(b).unwrap(),
+    );
+    assert_eq!(sa.len(), sb.len());
+    for (x, y) in sa.iter().zip(&sb) {
+        assert_eq!(
+            (
+                &x.id,
+                &x.generated,
+                x.token_index,
+                x.position,
+                x.row,
+                &x.skip
+            ),
+            (
+                &y.id,
+                &y.generated,
+                y.token_index,
+                y.position,
+                y.row,
+                &y.skip
+            )
+        );
+    }
+    for layer in ["1", "norm"] {
+        let (ra, rb) = (
+            cox_store::read_run(a, Some(layer)).unwrap(),
+            cox_store::read_run(b, Some(layer)).unwrap(),
+        );
+        assert_eq!(ra.sample_ids, rb.sample_ids);
+        assert_eq!(
+            (ra.matrix.rows, ra.matrix.cols),
+            (rb.matrix.rows, rb.matrix.cols)
+        );
+        assert!(
+            ra.matrix.rows >= 1,
+            "no row kept: the test compares nothing"
+        );
+        let d = ra
+            .matrix
+            .data
+            .iter()
+            .zip(&rb.matrix.data)
+            .map(|(p, q)| (p - q).abs())
+            .fold(0f32, f32::max);
+        assert!(d <= tol, "layer {layer}: max |diff| {d:e} > {tol:e}");
+    }
+}
+
+#[test]
+fn batched_vision_tower_gives_the_rows_of_one_image_at_a_time() {
+    let f = fixture();
+    // Without the ground-truth filter every readable image is generated from; batches of 3 put
+    // the corrupt image and a filtered sample inside a batch and leave a last partial batch.
+    let run = |out: &Path, batch: &str, env: Option<(&str, &str)>| {
+        let mut c = f.extract_cmd(out, &f.token, "1,norm", &[]);
+        c.args(["--dtype", "f32", "--gt-filter", "none", "--batch", batch]);
+        if let Some((k, v)) = env {
+            c.env(k, v);
+        }
+        c.output().unwrap()
+    };
+    let one = f.root.join("batch1");
+    let three = f.root.join("batch3");
+    ok(&run(&one, "1", None));
+    ok(&run(&three, "3", None));
+    assert_same_rows(&one, &three, 1e-5);
+    let samples = cox_store::read_run_samples(&three).unwrap();
+    assert!(samples[CORRUPT]
+        .skip
+        .as_deref()
+        .unwrap()
+        .starts_with("image_unreadable"));
+    assert!(samples
+        .iter()
+        .enumerate()
+        .all(|(i, s)| i == CORRUPT || s.generated.is_some()));
+
+    // The batch size is not a run setting: a store killed mid-batch with --batch 3 resumes
+    // with --batch 1 (and again with the default) to the same rows.
+    let mixed = f.root.join("mixed");
+    let o = run(&mixed, "3", Some((FAIL_ENV, "1")));
+    assert_eq!(o.status.code(), Some(3));
+    let o = run(&mixed, "1", Some((FAIL_ENV, "1")));
+    assert_eq!(o.status.code(), Some(3));
+    assert_eq!(
+        cox_store::read_manifest(&mixed)
+            .unwrap()
+            .unwrap()
+            .shards
+            .len(),
+        2
+    );
+    ok(&run(&mixed, "8", None));
+    assert_same_rows(&one, &mixed, 1e-5);
+    assert!(!run(&f.root.join("zero"), "0", None).status.success());
+}

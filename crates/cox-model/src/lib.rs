@@ -61,7 +61,8 @@ pub use error::{Error, Result};
 pub use hub::resolve_model_dir;
 pub use llama::{KvCache, LayerSel, LlamaModel, LmOutput, Logits, ResidualCapture};
 pub use model::{
-    GenerateParams, Generation, GenerationOutput, Llava, LlavaModel, LoadOptions, PreparedInput,
+    GenerateParams, GenerateTimings, Generation, GenerationOutput, Llava, LlavaModel, LoadOptions,
+    PreparedInput,
 };
 pub use processor::{ImageProcessor, ImageProcessorConfig};
 pub use tokenizer::LlavaTokenizer;

@@ -1,6 +1,7 @@
 //! The assembled LLaVA model, checkpoint loading and greedy generation.
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use candle_core::{DType, Device, IndexOp, Tensor};
 use candle_nn::VarBuilder;
@@ -43,6 +44,37 @@ pub struct GenerationOutput {
     /// One `[positions, hidden]` tensor per captured point: rows are the prompt positions
     /// followed by every generated token that was fed back (all but the last generated one).
     pub residuals: Vec<Tensor>,
+}
+
+/// Wall time of the phases of greedy generations, accumulated over calls of
+/// [`LlavaModel::generate_timed`] / [`Llava::generate_timed`] (for benchmarks; measuring costs two
+/// clock reads per step).
+///
+/// Each step ends by reading the chosen token id back to the host, which waits for the device,
+/// so the figures are honest on asynchronous devices too.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct GenerateTimings {
+    /// The first step: the prompt through the decoder and the first token's argmax.
+    pub prefill: Duration,
+    /// Every later step (one token through the decoder with the KV cache, argmax).
+    pub decode: Duration,
+    /// Assembling the captured states into `[positions, hidden]` tensors (zero without capture).
+    pub capture: Duration,
+    /// Generations timed.
+    pub generations: usize,
+    /// Decode steps timed (generated tokens after the first).
+    pub decode_steps: usize,
+}
+
+impl GenerateTimings {
+    /// Adds `other`'s durations and counts to `self`.
+    pub fn add(&mut self, other: &GenerateTimings) {
+        self.prefill += other.prefill;
+        self.decode += other.decode;
+        self.capture += other.capture;
+        self.generations += other.generations;
+        self.decode_steps += other.decode_steps;
+    }
 }
 
 impl LlavaModel {
@@ -214,6 +246,17 @@ impl LlavaModel {
         prompt_embeds: &Tensor,
         params: &GenerateParams,
     ) -> Result<GenerationOutput> {
+        self.generate_timed(prompt_embeds, params, &mut GenerateTimings::default())
+    }
+
+    /// [`Self::generate`], adding the time of its prefill, decode steps and capture assembly to
+    /// `timings`.
+    pub fn generate_timed(
+        &self,
+        prompt_embeds: &Tensor,
+        params: &GenerateParams,
+        timings: &mut GenerateTimings,
+    ) -> Result<GenerationOutput> {
         let (b, _s, _h) = prompt_embeds.dims3()?;
         if b != 1 {
             return Err(Error::Input(format!(
@@ -229,6 +272,7 @@ impl LlavaModel {
         let mut stopped = false;
         let mut input = prompt_embeds.clone();
         for step in 0..params.max_new_tokens {
+            let t0 = Instant::now();
             let out =
                 self.lm
                     .forward_embeds(&input, Some(&mut cache), &params.capture, Logits::Last)?;
@@ -241,18 +285,28 @@ impl LlavaModel {
                 .flatten_all()?;
             let next = logits.argmax(0)?.to_scalar::<u32>()?;
             generated.push(next);
-            if params.eos_token_ids.contains(&next) {
+            let stop = params.eos_token_ids.contains(&next);
+            if !stop && step + 1 < params.max_new_tokens {
+                input = self.lm.embed(&Tensor::new(&[[next]], self.device())?)?;
+            }
+            if step == 0 {
+                timings.prefill += t0.elapsed();
+            } else {
+                timings.decode += t0.elapsed();
+                timings.decode_steps += 1;
+            }
+            if stop {
                 stopped = true;
                 break;
             }
-            if step + 1 < params.max_new_tokens {
-                input = self.lm.embed(&Tensor::new(&[[next]], self.device())?)?;
-            }
         }
+        let t0 = Instant::now();
         let residuals = states
             .into_iter()
             .map(|parts| Tensor::cat(&parts, 0).map_err(Error::from))
             .collect::<Result<Vec<_>>>()?;
+        timings.capture += t0.elapsed();
+        timings.generations += 1;
         Ok(GenerationOutput {
             generated_ids: generated,
             stopped_at_eos: stopped,
@@ -412,26 +466,93 @@ impl Llava {
     /// Like [`Self::prepare`] but `text` is used verbatim (it must contain one `<image>` per
     /// image when `pixel_values` is given).
     pub fn prepare_raw(&self, text: &str, pixel_values: Option<&Tensor>) -> Result<PreparedInput> {
+        let ids = self.prompt_ids(text, pixel_values.is_some())?;
+        let feats = match pixel_values {
+            Some(p) => Some(self.model.encode_images(p)?),
+            None => None,
+        };
+        self.embed_prompt(ids, feats.as_ref())
+    }
+
+    /// Runs the vision tower and projector once over a batch of preprocessed images (each
+    /// `[1, 3, H, W]`, as [`Self::load_pixels`] returns them) and returns one `[1,
+    /// image_seq_length, hidden]` feature tensor per image, in order, for
+    /// [`Self::prepare_with_features`]. A batch shares the tower's matrix products; the
+    /// features equal those of one image at a time up to float rounding.
+    ///
+    /// ```
+    /// # use cox_model::testing::{write_tiny_llava, TinyConfig};
+    /// # use cox_model::{Llava, LoadOptions, ResidualCapture};
+    /// # fn main() -> cox_model::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # write_tiny_llava(dir.path(), &TinyConfig::tiny(), 0)?;
+    /// let llava = Llava::load(dir.path().to_str().unwrap(), &LoadOptions::default())?;
+    /// let dev = llava.model.device();
+    /// let images = [image::DynamicImage::new_rgb8(40, 30), image::DynamicImage::new_rgb8(9, 9)];
+    /// let pixels = images
+    ///     .iter()
+    ///     .map(|im| llava.processor.preprocess(im, dev))
+    ///     .collect::<cox_model::Result<Vec<_>>>()?;
+    /// let feats = llava.encode_images(&pixels)?;
+    /// let input = llava.prepare_with_features("describe this image", Some(&feats[1]))?;
+    /// let alone = llava.prepare("describe this image", Some(&pixels[1]))?;
+    /// let diff = (input.embeds - alone.embeds)?.abs()?.max_all()?.to_scalar::<f32>()?;
+    /// assert!(diff < 1e-5);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn encode_images(&self, pixels: &[Tensor]) -> Result<Vec<Tensor>> {
+        if pixels.is_empty() {
+            return Ok(Vec::new());
+        }
+        let batch = Tensor::cat(pixels, 0)?;
+        let feats = self.model.encode_images(&batch)?;
+        let mut out = Vec::with_capacity(pixels.len());
+        let mut row = 0;
+        for p in pixels {
+            let n = p.dim(0)?;
+            out.push(feats.narrow(0, row, n)?);
+            row += n;
+        }
+        Ok(out)
+    }
+
+    /// Like [`Self::prepare`] with the image already through the vision tower: `image_features`
+    /// `[1, image_seq_length, hidden]`, e.g. one entry of [`Self::encode_images`].
+    pub fn prepare_with_features(
+        &self,
+        prompt: &str,
+        image_features: Option<&Tensor>,
+    ) -> Result<PreparedInput> {
+        let text = self
+            .tokenizer
+            .render_prompt(prompt, image_features.is_some());
+        let ids = self.prompt_ids(&text, image_features.is_some())?;
+        self.embed_prompt(ids, image_features)
+    }
+
+    /// Tokenizes `text`, checks its `<image>` count and expands the image positions.
+    fn prompt_ids(&self, text: &str, has_image: bool) -> Result<Vec<u32>> {
         let ids = self.tokenizer.encode(text)?;
         let n_img = ids
             .iter()
             .filter(|&&i| i == self.tokenizer.image_token_id)
             .count();
-        let expected = usize::from(pixel_values.is_some());
+        let expected = usize::from(has_image);
         if n_img != expected {
             return Err(Error::Input(format!(
                 "the prompt has {n_img} <image> tokens but {expected} image(s) were given"
             )));
         }
-        let ids = self
+        Ok(self
             .tokenizer
-            .expand_image_tokens(&ids, self.model.config().image_seq_length);
-        let feats = match pixel_values {
-            Some(p) => Some(self.model.encode_images(p)?),
-            None => None,
-        };
+            .expand_image_tokens(&ids, self.model.config().image_seq_length))
+    }
+
+    /// The input embeddings of expanded `ids` with the image features in the image positions.
+    fn embed_prompt(&self, ids: Vec<u32>, feats: Option<&Tensor>) -> Result<PreparedInput> {
         let id_t = Tensor::new(ids.as_slice(), self.model.device())?.unsqueeze(0)?;
-        let embeds = self.model.embed_multimodal(&id_t, feats.as_ref())?;
+        let embeds = self.model.embed_multimodal(&id_t, feats)?;
         Ok(PreparedInput { ids, embeds })
     }
 
@@ -490,12 +611,29 @@ impl Llava {
         max_new_tokens: usize,
         capture: &ResidualCapture,
     ) -> Result<Generation> {
+        self.generate_timed(
+            input,
+            max_new_tokens,
+            capture,
+            &mut GenerateTimings::default(),
+        )
+    }
+
+    /// [`Self::generate`], adding the time of its prefill, decode steps and capture assembly to
+    /// `timings` (detokenizing the text is not counted).
+    pub fn generate_timed(
+        &self,
+        input: &PreparedInput,
+        max_new_tokens: usize,
+        capture: &ResidualCapture,
+        timings: &mut GenerateTimings,
+    ) -> Result<Generation> {
         let params = GenerateParams {
             max_new_tokens,
             capture: capture.clone(),
             eos_token_ids: self.tokenizer.eos_token_ids.clone(),
         };
-        let out = self.model.generate(&input.embeds, &params)?;
+        let out = self.model.generate_timed(&input.embeds, &params, timings)?;
         let text = self.tokenizer.decode(&out.generated_ids)?;
         Ok(Generation {
             prompt_ids: input.ids.clone(),

@@ -6,7 +6,8 @@ use candle_nn::{Optimizer, VarBuilder, VarMap};
 use cox_model::testing::{write_tiny_llava, TinyConfig};
 use cox_model::tokenizer::PromptFormat;
 use cox_model::{
-    Error, LayerSel, Llava, LlavaModel, LoadOptions, Logits, ResidualCapture, WeightLayout,
+    Error, GenerateTimings, LayerSel, Llava, LlavaModel, LoadOptions, Logits, ResidualCapture,
+    WeightLayout,
 };
 use image::{DynamicImage, ImageBuffer, Rgb};
 
@@ -158,6 +159,78 @@ fn generation_stops_at_eos() {
     let stopped = tok.generate(&input, 5, &ResidualCapture::none()).unwrap();
     assert_eq!(stopped.generated_ids, vec![free.generated_ids[0]]);
     assert!(stopped.stopped_at_eos);
+}
+
+#[test]
+fn timed_generation_counts_its_steps_and_generates_the_same() {
+    let (_dir, mut llava) = tiny_llava(&TinyConfig::tiny());
+    llava.tokenizer.eos_token_ids.clear();
+    let input = llava.prepare("a cat", None).unwrap();
+    let cap = ResidualCapture::new([LayerSel::Block(1)]);
+    let plain = llava.generate(&input, 6, &cap).unwrap();
+    let mut t = GenerateTimings::default();
+    for _ in 0..2 {
+        let timed = llava.generate_timed(&input, 6, &cap, &mut t).unwrap();
+        assert_eq!(timed.generated_ids, plain.generated_ids);
+        let d = (&timed.residuals[0] - &plain.residuals[0])
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert_eq!(d, 0.0);
+    }
+    // Two generations of six tokens: one prefill and five decode steps each.
+    assert_eq!((t.generations, t.decode_steps), (2, 10));
+    assert!(t.prefill > std::time::Duration::ZERO && t.decode > std::time::Duration::ZERO);
+    let mut sum = GenerateTimings::default();
+    sum.add(&t);
+    sum.add(&t);
+    assert_eq!((sum.generations, sum.decode_steps), (4, 20));
+    assert_eq!(sum.prefill, t.prefill * 2);
+}
+
+#[test]
+fn batched_image_features_match_one_image_at_a_time() {
+    let (dir, llava) = tiny_llava(&TinyConfig::tiny());
+    let img = write_image(dir.path());
+    let dev = llava.model.device();
+    let pixels = vec![
+        llava.load_pixels(&img).unwrap(),
+        Tensor::rand(-1f32, 1f32, (1, 3, 32, 32), dev).unwrap(),
+        Tensor::zeros((1, 3, 32, 32), DType::F32, dev).unwrap(),
+    ];
+    let feats = llava.encode_images(&pixels).unwrap();
+    assert_eq!(feats.len(), 3);
+    assert!(llava.encode_images(&[]).unwrap().is_empty());
+    for (px, f) in pixels.iter().zip(&feats) {
+        let alone = llava.model.encode_images(px).unwrap();
+        assert_eq!(f.dims(), alone.dims());
+        let d = (f - &alone)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert!(d < 1e-5, "{d:e}");
+        let a = llava.prepare("describe this image", Some(px)).unwrap();
+        let b = llava
+            .prepare_with_features("describe this image", Some(f))
+            .unwrap();
+        assert_eq!(a.ids, b.ids);
+    }
+    // The three images differ, so a wrong order would show.
+    let d01 = (&feats[0] - &feats[1])
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap();
+    assert!(d01.to_scalar::<f32>().unwrap() > 1e-3);
 }
 
 #[test]

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use cox_data::{shard_from_env, DataSource, Shard, Split, Subsample, Subset};
@@ -11,8 +12,9 @@ use cox_hook::{
     layer_name, parse_layers, select_generation, GtFilter, PositionRule, SelectOptions, SkipReason,
     TokenOfInterest,
 };
-use cox_model::{Llava, LoadOptions, ResidualCapture};
+use cox_model::{GenerateTimings, Llava, LoadOptions, ResidualCapture};
 use cox_store::{read_run_samples, DiskDtype, RunSpec, RunWriter, SampleRecord};
+use rayon::prelude::*;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
@@ -84,9 +86,50 @@ pub struct Args {
     /// Compute dtype of the model: f32, f16 or bf16.
     #[arg(long, default_value = "f32", value_parser = ["f32", "f16", "bf16"])]
     model_dtype: String,
+    /// Images decoded, preprocessed and encoded by the vision tower together (generation then
+    /// runs per image). Does not change the stored rows, so a store may be resumed with another
+    /// value.
+    #[arg(long, default_value_t = 8)]
+    batch: usize,
     /// Generate max-new-tokens tokens, ignoring EOS (for random test models).
     #[arg(long, hide = true)]
     ignore_eos: bool,
+    /// Write the wall time of each phase of this process's extraction to this JSON file
+    /// (`cargo xtask bench-extract`).
+    #[arg(long, hide = true)]
+    timings: Option<PathBuf>,
+}
+
+/// Wall time of the phases of one `coxlmm extract` process (the samples it processed, not the
+/// ones a resumed store already held), written by the hidden `--timings FILE`.
+#[derive(Debug, Default, serde::Serialize)]
+struct Timings {
+    /// The whole loop over samples (from the first batch to the last write; no model load).
+    total_s: f64,
+    /// Decoding and preprocessing images (in parallel over a batch).
+    load_s: f64,
+    /// The vision tower and projector (once per batch).
+    vision_s: f64,
+    /// Tokenizing the prompt and building its embeddings.
+    prompt_s: f64,
+    /// The prompt through the decoder and the first token.
+    prefill_s: f64,
+    /// The other generated tokens, and detokenizing the caption.
+    decode_s: f64,
+    /// The hook: assembling the captured states and selecting the recorded row.
+    hook_s: f64,
+    /// `RunWriter::push` (shard files written every `--shard-size` samples).
+    store_s: f64,
+    samples: usize,
+    images: usize,
+    generations: usize,
+    decode_steps: usize,
+    kept: usize,
+    batch: usize,
+}
+
+fn secs(d: Duration) -> f64 {
+    d.as_secs_f64()
 }
 
 fn skip_name(r: SkipReason) -> &'static str {
@@ -100,6 +143,9 @@ fn skip_name(r: SkipReason) -> &'static str {
 pub fn run(a: Args) -> Result<()> {
     if a.shard_size == 0 {
         bail!("--shard-size must be positive");
+    }
+    if a.batch == 0 {
+        bail!("--batch must be positive");
     }
     let source: DataSource = a.data.parse()?;
     let splits = Split::parse_list(&a.split)?;
@@ -234,30 +280,68 @@ pub fn run(a: Args) -> Result<()> {
     let capture = ResidualCapture::new(layers.iter().copied());
     let opts = SelectOptions { gt, position };
     let mut kept_now = 0usize;
-    for &(ordinal, s) in todo {
-        let mut rec = SampleRecord {
-            ordinal,
-            id: s.id.clone(),
-            image: s.image_path.display().to_string(),
-            captions: s.captions.clone(),
-            generated: None,
-            token_index: None,
-            token_id: None,
-            position: None,
-            row: None,
-            skip: None,
-        };
-        let mut vectors = None;
-        if !gt.accepts(&a.token, &s.captions) {
-            rec.skip = Some(skip_name(SkipReason::GtFilter).into());
-        } else {
-            match llava.load_pixels(&s.image_path) {
-                Err(e) => rec.skip = Some(format!("image_unreadable: {e}")),
-                Ok(px) => {
-                    let input = llava.prepare(&a.prompt, Some(&px))?;
-                    let generation = llava.generate(&input, a.max_new_tokens, &capture)?;
+    let mut tm = Timings {
+        batch: a.batch,
+        ..Timings::default()
+    };
+    let mut gen_tm = GenerateTimings::default();
+    let loop_start = Instant::now();
+    for chunk in todo.chunks(a.batch) {
+        // Decode and preprocess the batch's images (those past the ground-truth filter) in
+        // parallel, then run the vision tower once over the readable ones.
+        let t = Instant::now();
+        let pixels: Vec<Option<cox_model::Result<candle_core::Tensor>>> = chunk
+            .par_iter()
+            .map(|(_, s)| {
+                gt.accepts(&a.token, &s.captions)
+                    .then(|| llava.load_pixels(&s.image_path))
+            })
+            .collect();
+        tm.load_s += secs(t.elapsed());
+        let t = Instant::now();
+        let readable: Vec<candle_core::Tensor> = pixels
+            .iter()
+            .filter_map(|p| p.as_ref()?.as_ref().ok().cloned())
+            .collect();
+        tm.images += readable.len();
+        let mut features = llava.encode_images(&readable)?.into_iter();
+        tm.vision_s += secs(t.elapsed());
+        for (&(ordinal, s), px) in chunk.iter().zip(pixels) {
+            let mut rec = SampleRecord {
+                ordinal,
+                id: s.id.clone(),
+                image: s.image_path.display().to_string(),
+                captions: s.captions.clone(),
+                generated: None,
+                token_index: None,
+                token_id: None,
+                position: None,
+                row: None,
+                skip: None,
+            };
+            let mut vectors = None;
+            match px {
+                None => rec.skip = Some(skip_name(SkipReason::GtFilter).into()),
+                Some(Err(e)) => rec.skip = Some(format!("image_unreadable: {e}")),
+                Some(Ok(_)) => {
+                    let feats = features
+                        .next()
+                        .expect("one feature tensor per readable image");
+                    let t = Instant::now();
+                    let input = llava.prepare_with_features(&a.prompt, Some(&feats))?;
+                    tm.prompt_s += secs(t.elapsed());
+                    let t = Instant::now();
+                    let before = gen_tm;
+                    let generation =
+                        llava.generate_timed(&input, a.max_new_tokens, &capture, &mut gen_tm)?;
+                    // Detokenizing the caption is the part of the call no phase timed.
+                    let timed = (gen_tm.prefill + gen_tm.decode + gen_tm.capture)
+                        - (before.prefill + before.decode + before.capture);
+                    tm.decode_s += secs(t.elapsed().saturating_sub(timed));
                     rec.generated = Some(generation.text.clone());
+                    let t = Instant::now();
                     let sel = select_generation(&toi, &s.captions, &generation, &opts)?;
+                    tm.hook_s += secs(t.elapsed());
                     match (sel.kept, sel.skip_reason) {
                         (Some(r), _) => {
                             rec.token_index = Some(r.token_index);
@@ -273,20 +357,36 @@ pub fn run(a: Args) -> Result<()> {
                     }
                 }
             }
-        }
-        writer.push(rec, vectors)?;
-        bar.inc(1);
-        bar.set_message(format!("kept {kept_now}"));
-        if let Some(n) = fail_after {
-            if writer.manifest().shards.len() >= shards_at_start + n {
-                bar.abandon();
-                eprintln!("{FAIL_AFTER_ENV}={n}: stopping as if killed");
-                std::process::exit(3);
+            let t = Instant::now();
+            writer.push(rec, vectors)?;
+            tm.store_s += secs(t.elapsed());
+            tm.samples += 1;
+            bar.inc(1);
+            bar.set_message(format!("kept {kept_now}"));
+            if let Some(n) = fail_after {
+                if writer.manifest().shards.len() >= shards_at_start + n {
+                    bar.abandon();
+                    eprintln!("{FAIL_AFTER_ENV}={n}: stopping as if killed");
+                    std::process::exit(3);
+                }
             }
         }
     }
     bar.finish_and_clear();
+    let t = Instant::now();
     let manifest = writer.finish()?;
+    tm.store_s += secs(t.elapsed());
+    tm.total_s = secs(loop_start.elapsed());
+    if let Some(path) = &a.timings {
+        tm.prefill_s = secs(gen_tm.prefill);
+        tm.decode_s += secs(gen_tm.decode);
+        tm.hook_s += secs(gen_tm.capture);
+        tm.generations = gen_tm.generations;
+        tm.decode_steps = gen_tm.decode_steps;
+        tm.kept = kept_now;
+        std::fs::write(path, serde_json::to_string_pretty(&tm)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
     summary(&a, &manifest)
 }
 
