@@ -5,6 +5,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{bail, Context, Result};
+
+/// mimalloc instead of the system allocator: candle allocates and frees large tensors every
+/// training step, and glibc returns them to the kernel each time (a quarter of a training step was
+/// page faults; the backward pass is ~25 % faster with mimalloc).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use clap::{Parser, Subcommand};
 
 mod bench_model;

@@ -32,6 +32,12 @@ pub struct Args {
     /// Vision patch side.
     #[arg(long, default_value_t = 32)]
     patch: usize,
+    /// Width of the vision tower (MLP 4× wider).
+    #[arg(long, default_value_t = 128)]
+    vision_width: usize,
+    /// Layers of the vision tower (LLaVA-1.5's feature layer -2 uses all but the last).
+    #[arg(long, default_value_t = 3)]
+    vision_layers: usize,
     /// Continue from this checkpoint's weights (same architecture); copy them first if it is --out.
     #[arg(long)]
     init_from: Option<PathBuf>,
@@ -61,6 +67,8 @@ pub fn run(a: Args) -> Result<()> {
         first_scene: a.first_scene,
         image_size: a.image_size,
         patch_size: a.patch,
+        vision_width: a.vision_width,
+        vision_layers: a.vision_layers,
         single_object_steps: a.single_object_steps,
         ..TrainConfig::default()
     };
@@ -74,7 +82,7 @@ pub fn run(a: Args) -> Result<()> {
     );
     let report = trainer.train(&tc)?;
     let mut command = format!(
-        "cargo xtask train-synth --out {} --steps {} --seed {} --batch {} --lr {} --image-size {} --patch {} --single-object-steps {}",
+        "cargo xtask train-synth --out {} --steps {} --seed {} --batch {} --lr {} --image-size {} --patch {} --vision-width {} --vision-layers {} --single-object-steps {}",
         a.out.display(),
         a.steps,
         a.seed,
@@ -82,6 +90,8 @@ pub fn run(a: Args) -> Result<()> {
         a.lr,
         a.image_size,
         a.patch,
+        a.vision_width,
+        a.vision_layers,
         a.single_object_steps
     );
     if let Some(m) = a.minutes {

@@ -19,13 +19,20 @@ const PROMPT_WORDS: &[&str] = &[
 ];
 
 /// The architecture of the synthetic captioner: CLIP vision tower `image_size` px / patch
-/// `patch_size` / width 128 / 3 layers (LLaVA-1.5's `vision_feature_layer = -2` uses the first two),
-/// a 2-layer GELU projector, and a Llama decoder of width 128, 3 blocks, 4 heads; the vocabulary is
-/// the tiny base vocabulary plus cox-synth's caption words and the prompt's words.
+/// `patch_size` / width `vision_width` (MLP 4×) / `vision_layers` layers (LLaVA-1.5's
+/// `vision_feature_layer = -2` uses all but the last), a 2-layer GELU projector, and a Llama decoder
+/// of width 128, 3 blocks, 4 heads; the vocabulary is the tiny base vocabulary plus cox-synth's
+/// caption words and the prompt's words.
 ///
-/// The default (96 px, patch 32) makes the 3 × 3 patch grid coincide with the world's 3 × 3 layout
-/// cells: the processor upsamples the 64 px scenes, and every object lies in one patch.
-pub fn model_config(image_size: usize, patch_size: usize) -> TinyConfig {
+/// With 96 px and patch 32 the 3 × 3 patch grid coincides with the world's 3 × 3 layout cells (the
+/// processor upsamples the 64 px scenes, and every object lies in one patch); patch 16 splits each
+/// cell 2 × 2.
+pub fn model_config(
+    image_size: usize,
+    patch_size: usize,
+    vision_width: usize,
+    vision_layers: usize,
+) -> TinyConfig {
     let mut extra: Vec<String> = cox_synth::vocabulary()
         .into_iter()
         .map(str::to_string)
@@ -34,9 +41,9 @@ pub fn model_config(image_size: usize, patch_size: usize) -> TinyConfig {
     TinyConfig {
         image_size,
         patch_size,
-        vision_hidden: 128,
-        vision_intermediate: 512,
-        vision_layers: 3,
+        vision_hidden: vision_width,
+        vision_intermediate: 4 * vision_width,
+        vision_layers,
         vision_heads: 4,
         text_hidden: 128,
         text_intermediate: 512,

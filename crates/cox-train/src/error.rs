@@ -32,6 +32,9 @@ pub enum TrainError {
         /// The loss value.
         loss: f32,
     },
+    /// The thread that renders training batches stopped without sending the next one.
+    #[error("the batch-rendering thread stopped unexpectedly")]
+    BatchWorker,
     /// Reading or writing a file failed.
     #[error("{path}: {source}")]
     Io {

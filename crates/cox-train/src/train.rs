@@ -43,6 +43,10 @@ pub struct TrainConfig {
     pub image_size: usize,
     /// Vision patch side (96 px input: 32 → 9 image tokens, one per layout cell; 16 → 36).
     pub patch_size: usize,
+    /// Width of the vision tower (its MLP is 4× wider; a multiple of its 4 heads).
+    pub vision_width: usize,
+    /// Layers of the vision tower (at least 2; the last is stored but unused, as in LLaVA-1.5).
+    pub vision_layers: usize,
     /// A curriculum: the first this many steps show one-object scenes only (shapes and colours
     /// are learnt without the binding problem), the rest the full 1–3-object world.
     pub single_object_steps: usize,
@@ -72,6 +76,8 @@ impl Default for TrainConfig {
             clip_norm: 1.0,
             image_size: 96,
             patch_size: 32,
+            vision_width: 128,
+            vision_layers: 3,
             single_object_steps: 0,
             init_from: None,
             first_scene: 0,
@@ -109,6 +115,16 @@ impl TrainConfig {
                 self.image_size.to_string(),
                 "32..=256 and a multiple of patch_size",
             );
+        }
+        if self.vision_width == 0 || self.vision_width % 4 != 0 {
+            return bad(
+                "vision_width",
+                self.vision_width.to_string(),
+                "a positive multiple of 4",
+            );
+        }
+        if !(2..=12).contains(&self.vision_layers) {
+            return bad("vision_layers", self.vision_layers.to_string(), "2..=12");
         }
         if !(0.0..=1.0).contains(&self.lr_floor) {
             return bad("lr_floor", self.lr_floor.to_string(), "0..=1");
@@ -173,7 +189,12 @@ impl Trainer {
     pub fn new(dir: &Path, tc: &TrainConfig) -> Result<Self> {
         tc.validate()?;
         let seed = tc.seed;
-        let tiny = model_config(tc.image_size, tc.patch_size);
+        let tiny = model_config(
+            tc.image_size,
+            tc.patch_size,
+            tc.vision_width,
+            tc.vision_layers,
+        );
         let cfg = write_tiny_llava(dir, &tiny, seed)?;
         let tokenizer = LlavaTokenizer::from_model_dir(dir, &cfg)?;
         let processor = ImageProcessor::from_model_dir(dir)?;
@@ -255,6 +276,42 @@ impl Trainer {
     /// `save_every` steps and at the end, and `loss_curve.csv` next to it.
     pub fn train(&mut self, tc: &TrainConfig) -> Result<TrainReport> {
         tc.validate()?;
+        // Batches are rendered one step ahead on a second thread (scene rendering and image
+        // preprocessing overlap the forward and backward passes).
+        let (tx, batches) = std::sync::mpsc::sync_channel::<Result<Batch>>(2);
+        let this: &Trainer = self;
+        std::thread::scope(|scope| {
+            scope.spawn(move || {
+                for step in 0..tc.steps {
+                    let world = if step < tc.single_object_steps {
+                        SynthConfig {
+                            max_objects: 1,
+                            ..SynthConfig::default()
+                        }
+                    } else {
+                        SynthConfig::default()
+                    };
+                    let first = tc.first_scene + (step * tc.batch_size) as u64;
+                    let batch = this.batch_of(&world, tc.seed, first, tc.batch_size);
+                    let failed = batch.is_err();
+                    // The receiver is gone once training stops early (time budget or error).
+                    if tx.send(batch).is_err() || failed {
+                        break;
+                    }
+                }
+            });
+            let report = this.train_loop(tc, &batches);
+            drop(batches);
+            report
+        })
+    }
+
+    /// The optimisation loop of [`Trainer::train`], fed with batches by its render thread.
+    fn train_loop(
+        &self,
+        tc: &TrainConfig,
+        batches: &std::sync::mpsc::Receiver<Result<Batch>>,
+    ) -> Result<TrainReport> {
         let vars: Vec<Var> = self.varmap.all_vars();
         let mut opt = AdamW::new(
             vars.clone(),
@@ -273,20 +330,7 @@ impl Trainer {
             let warmup = tc.warmup.min(total / 10).max(1);
             let lr = lr_at(step, warmup, total, tc.lr, tc.lr_floor);
             opt.set_learning_rate(lr);
-            let world = if step < tc.single_object_steps {
-                SynthConfig {
-                    max_objects: 1,
-                    ..SynthConfig::default()
-                }
-            } else {
-                SynthConfig::default()
-            };
-            let batch = self.batch_of(
-                &world,
-                tc.seed,
-                (step * tc.batch_size) as u64,
-                tc.batch_size,
-            )?;
+            let batch = batches.recv().map_err(|_| TrainError::BatchWorker)??;
             let loss = self.loss(&batch)?;
             let loss_v = loss.to_scalar::<f32>()?;
             if !loss_v.is_finite() {
@@ -414,7 +458,7 @@ pub fn write_training_note(
     s.push_str(&format!(
         "- Prompt: `USER: <image>\\n{PROMPT} ASSISTANT:`; target: ` <canonical caption></s>`; teacher forcing, \
          cross-entropy on the answer tokens (caption and EOS) only.\n\
-         - Data: fresh scenes every step — step `i` uses train-split scenes `i·{bs}..(i+1)·{bs}` of world seed {seed} \
+         - Data: fresh scenes every step — step `i` uses train-split scenes `{first} + i·{bs}..` of world seed {seed} \
          (`SynthConfig::default()`, 64 px, 1–3 objects; the first {single} steps one-object scenes only, a \
          curriculum); {seen} scenes seen. Pixels go through the checkpoint's own `preprocessor_config.json` \
          (bicubic resize to {side} px, CLIP normalisation).\n\
@@ -425,6 +469,7 @@ pub fn write_training_note(
          (mean of the last 20 steps) {fl:.4}.\n\
          - Loss curve: `loss_curve.csv` (`step,lr,loss,grad_norm,elapsed_s`).\n\n",
         bs = tc.batch_size,
+        first = tc.first_scene,
         seed = tc.seed,
         single = tc.single_object_steps,
         side = tc.image_size,

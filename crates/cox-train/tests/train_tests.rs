@@ -172,3 +172,28 @@ fn committed_checkpoint_captions_test_scenes() {
         assert!(v >= 0.8, "{name} accuracy {v:.3} < 0.8; {:?}", r.mistakes);
     }
 }
+
+/// `first_scene` moves the training window: the first step of a run from scene 800 sees the batch
+/// of scenes 800..808, not scenes 0..8 (its step-0 loss is that batch's loss under the initial
+/// weights, and differs from the loss of scenes 0..8).
+#[test]
+fn first_scene_selects_the_training_scenes() {
+    let dir = tempfile::tempdir().unwrap();
+    let tc = TrainConfig {
+        first_scene: 800,
+        ..overfit_config(1)
+    };
+    let mut trainer = Trainer::new(dir.path(), &tc).unwrap();
+    let loss_of = |first: u64| {
+        let b = trainer.batch(3, first, 8).unwrap();
+        trainer.loss(&b).unwrap().to_scalar::<f32>().unwrap()
+    };
+    let (at_800, at_0) = (loss_of(800), loss_of(0));
+    assert!((at_800 - at_0).abs() > 1e-4, "{at_800} vs {at_0}");
+    let report = trainer.train(&tc).unwrap();
+    assert!(
+        (report.curve[0].loss - at_800).abs() < 1e-4,
+        "step 0 loss {} is not the loss of scenes 800..808 ({at_800}; scenes 0..8: {at_0})",
+        report.curve[0].loss
+    );
+}
