@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use faer::linalg::matmul::matmul;
-use faer::{Accum, Mat, MatMut, MatRef, Par};
+use faer::{Accum, MatMut, MatRef, Par};
 use rand::seq::index::sample as sample_indices;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -11,7 +11,7 @@ use rand_distr::{Distribution, Normal, StandardNormal};
 use rayon::prelude::*;
 
 use crate::dictionary::default_block_rows;
-use crate::kernels::{add_gram_rows, dot_f64, gram_cols, gram_times, sweep};
+use crate::kernels::{add_gram_rows, axpy, dot_f64, gram_cols, gram_times, sweep};
 use crate::svd::top_k_svd_generic;
 use crate::{Dictionary, Error, Init, Real, Result, SamplesRef, ValidParams};
 
@@ -106,6 +106,9 @@ impl<T: Real> Fit<T> {
     }
 }
 
+/// The fused pass accumulates `Xᵀ C` of a block sparsely when at most 1 code in this many is non-zero.
+const SPARSE_DENSITY_DEN: usize = 4;
+
 /// Fixed number of row groups of the fused pass. The sums of each group are reduced in order, so the
 /// result is bit-identical whatever the number of threads.
 const GROUPS: usize = 16;
@@ -153,8 +156,8 @@ impl ValidParams {
 
 /// Sums gathered by one fused pass over the data.
 struct PassSums<T> {
-    /// `Xᵀ C` after the code step (`B × K`).
-    c: Mat<T>,
+    /// `Xᵀ C` after the code step (`B × K`, column-major: column k is `c[k*B..(k+1)*B]`).
+    c: Vec<T>,
     /// `CᵀC` before and after the code step (`K × K`, row-major).
     a_old: Vec<f64>,
     a_new: Vec<f64>,
@@ -169,7 +172,7 @@ struct PassSums<T> {
 impl<T: Real> PassSums<T> {
     fn zeros(b: usize, k: usize) -> Self {
         Self {
-            c: Mat::zeros(b, k),
+            c: vec![T::from_f64(0.0); b * k],
             a_old: vec![0.0; k * k],
             a_new: vec![0.0; k * k],
             inner_old: 0.0,
@@ -180,12 +183,7 @@ impl<T: Real> PassSums<T> {
     }
 
     fn add(&mut self, o: &Self) {
-        for j in 0..self.c.ncols() {
-            let (mut dst, src) = (self.c.col_mut(j), o.c.col(j));
-            for i in 0..dst.nrows() {
-                dst[i] += src[i];
-            }
-        }
+        self.c.iter_mut().zip(&o.c).for_each(|(a, &b)| *a += b);
         self.a_old
             .iter_mut()
             .zip(&o.a_old)
@@ -214,7 +212,7 @@ fn objective(xx: f64, inner: f64, a: &[f64], g: &[f64], l1: f64, alpha: f64) -> 
 /// while the block is still in cache.
 #[allow(clippy::too_many_arguments)]
 fn fused_pass<T: Real>(
-    xt: MatRef<'_, T>,
+    x: SamplesRef<'_, T>,
     u: MatRef<'_, T>,
     g: &[T],
     codes: &mut [T],
@@ -224,6 +222,7 @@ fn fused_pass<T: Real>(
     alpha: T,
     par: Par,
 ) -> PassSums<T> {
+    let xt = x.as_features_by_samples();
     let (b, m) = (xt.nrows(), xt.ncols());
     let k = u.ncols();
     let n_blocks = m.div_ceil(bs);
@@ -263,14 +262,28 @@ fn fused_pass<T: Real>(
             sums.inner_new += dot_f64(zb, bm);
             sums.l1_new += zb.iter().map(|v| v.to_f64()).sum::<f64>();
             add_gram_rows(zb, k, &mut sums.a_new);
-            matmul(
-                sums.c.as_mut(),
-                Accum::Add,
-                xb,
-                MatRef::from_row_major_slice(zb, mb, k),
-                T::from_f64(1.0),
-                Par::Seq,
-            );
+            // Codes are mostly zero after the first iterations: then `X_bᵀ Z_b` is cheaper as one
+            // axpy per non-zero code than as a dense product.
+            let nnz = zb.iter().filter(|&&v| v != T::from_f64(0.0)).count();
+            if nnz * SPARSE_DENSITY_DEN <= zb.len() {
+                for (i, z) in zb.chunks_exact(k).enumerate() {
+                    let xi = x.sample(r0 + i);
+                    for (c, &zc) in z.iter().enumerate() {
+                        if zc != T::from_f64(0.0) {
+                            axpy(&mut sums.c[c * b..(c + 1) * b], zc, xi);
+                        }
+                    }
+                }
+            } else {
+                matmul(
+                    MatMut::from_column_major_slice_mut(&mut sums.c, b, k),
+                    Accum::Add,
+                    xb,
+                    MatRef::from_row_major_slice(zb, mb, k),
+                    T::from_f64(1.0),
+                    Par::Seq,
+                );
+            }
         }
         sums
     };
@@ -301,7 +314,6 @@ fn fit_once<T: Real>(
 ) -> Result<Fit<T>> {
     let p = &params.0;
     let (m, b, k) = (x.n_samples(), x.n_features(), p.k);
-    let xt = x.as_features_by_samples();
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let t0 = Instant::now();
 
@@ -357,7 +369,7 @@ fn fit_once<T: Real>(
         let g: Vec<T> = g64.iter().map(|&v| T::from_f64(v)).collect();
         let umat = MatRef::from_column_major_slice(&u, b, k);
         let sums = fused_pass(
-            xt,
+            x,
             umat,
             &g,
             &mut codes,
@@ -433,14 +445,14 @@ fn atom_step<T: Real>(
     rng: &mut ChaCha8Rng,
 ) -> usize {
     let (m, b) = (x.n_samples(), x.n_features());
-    let k = sums.c.ncols();
+    let k = sums.c.len() / b;
     let a = &sums.a_new;
     let mut resampled = 0;
     let mut tmp = vec![0.0f64; b];
     for c in 0..k {
         let akk = a[c * k + c];
         if akk > threshold {
-            let ccol = sums.c.col(c);
+            let ccol = &sums.c[c * b..(c + 1) * b];
             for (j, t) in tmp.iter_mut().enumerate() {
                 *t = ccol[j].to_f64();
             }

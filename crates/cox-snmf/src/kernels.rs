@@ -56,6 +56,14 @@ pub(crate) fn sweep<T: Real>(z: &mut [T], b: &[T], g: &[T], r: &mut [T], alpha: 
     (max_delta, max_abs)
 }
 
+/// `y += a x`.
+#[inline]
+pub(crate) fn axpy<T: Real>(y: &mut [T], a: T, x: &[T]) {
+    for (yj, &xj) in y.iter_mut().zip(x) {
+        *yj += a * xj;
+    }
+}
+
 /// `Σ_i a_i b_i` accumulated in `f64`.
 #[inline]
 pub(crate) fn dot_f64<T: Real>(a: &[T], b: &[T]) -> f64 {

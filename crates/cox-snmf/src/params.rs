@@ -24,14 +24,20 @@ impl Default for Init {
 /// How the top-K SVD for [`Init::Svd`] is computed.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum SvdMethod {
-    /// Randomized range finder (Halko, Martinsson & Tropp 2011) with `oversample` extra columns and
-    /// `power_iters` QR-stabilised power iterations. The default is 10 and 20: with scikit-learn's
-    /// 7 iterations the top-20 subspace of token-like data is not yet exact, and the fit then settles
-    /// in a different (0.3% worse) local minimum than the reference's exact-SVD start; with 20 it
-    /// lands on the reference's (`docs/benchmarks.md`).
+    /// Randomized range finder (Halko, Martinsson & Tropp 2011) on `K + oversample` columns with at
+    /// most `power_iters` QR-stabilised power iterations, stopping earlier once every top-K singular
+    /// triplet has a residual `‖X v − σ u‖ ≤ tol·σ` (checked after each iteration, exact up to
+    /// rounding: see `top_k_svd`). `tol = 0` runs all `power_iters`.
+    ///
+    /// The default (40, 20, 1e-4) reproduces the reference's exact-SVD start: the Semi-NMF fit is
+    /// sensitive to the initial subspace (an init with residuals around 1e-2, e.g. scikit-learn's
+    /// 7 power iterations on 30 columns, settles in a different local minimum on token-like data),
+    /// and the wide block reaches 1e-4 in 2–3 iterations on data whose spectrum drops after a few
+    /// dozen directions (`docs/benchmarks.md`).
     Randomized {
         oversample: usize,
         power_iters: usize,
+        tol: f64,
     },
     /// A full thin SVD (exact, O(M·B·min(M,B)); for small problems and parity checks).
     Exact,
@@ -40,8 +46,9 @@ pub enum SvdMethod {
 impl Default for SvdMethod {
     fn default() -> Self {
         SvdMethod::Randomized {
-            oversample: 10,
+            oversample: 40,
             power_iters: 20,
+            tol: 1e-4,
         }
     }
 }
@@ -176,6 +183,11 @@ impl SemiNmfParams {
                 self.code_tol.to_string(),
                 "must be finite and >= 0",
             );
+        }
+        if let Init::Svd(SvdMethod::Randomized { tol, .. }) = self.init {
+            if !(tol.is_finite() && tol >= 0.0) {
+                return bad("svd tol", tol.to_string(), "must be finite and >= 0");
+            }
         }
         if self.restarts == 0 {
             return bad("restarts", "0".into(), "must be at least 1");

@@ -62,7 +62,8 @@ pub(crate) fn top_k_svd_generic<T: Real>(
         SvdMethod::Randomized {
             oversample,
             power_iters,
-        } => randomized(xt, k, oversample, power_iters, seed, par)?,
+            tol,
+        } => randomized(xt, k, oversample, power_iters, tol, seed, par)?,
     };
     svd_flip(&mut out);
     Ok(out)
@@ -84,6 +85,7 @@ fn randomized<T: Real>(
     k: usize,
     oversample: usize,
     power_iters: usize,
+    tol: f64,
     seed: u64,
     par: Par,
 ) -> Result<TopSvd<T>> {
@@ -94,18 +96,26 @@ fn randomized<T: Real>(
         let v: f64 = StandardNormal.sample(&mut rng);
         T::from_f64(v)
     });
-    // Range of X: Q = orth(X Ω), refined by power iterations Q ← orth(X orth(Xᵀ Q)).
+    // Range of X: Q = orth(X Ω). Each power iteration: W = Xᵀ Q = Uw S Vwᵀ gives the Ritz triplets
+    // (u = Q Vw, σ = S, v = Uw); then Y = X Uw (columns X v) and Q ← orth(Y). As Xᵀ u = σ v holds
+    // exactly, ‖X v − σ u‖ = ‖(I − QQᵀ) Y_i‖ is the whole residual of triplet i: once it is at most
+    // tol·σ_i for the top k, the current triplets are returned.
     let y = x_times(xt, omega.as_ref(), par);
     let mut q = y.qr().compute_thin_Q();
-    for _ in 0..power_iters {
+    let mut it = 0;
+    let svd = loop {
         let w = xt_times(xt, q.as_ref(), par);
-        let qw = w.qr().compute_thin_Q();
-        let y = x_times(xt, qw.as_ref(), par);
+        let svd = w.thin_svd().map_err(|_| Error::SvdFailed)?;
+        if it == power_iters {
+            break svd;
+        }
+        it += 1;
+        let y = x_times(xt, svd.U(), par);
+        if tol > 0.0 && worst_residual(q.as_ref(), y.as_ref(), svd.S().column_vector(), k) <= tol {
+            break svd;
+        }
         q = y.qr().compute_thin_Q();
-    }
-    // W = Xᵀ Q (B × l) = Uw S Vwᵀ, so X ≈ Q Qᵀ X = Q Wᵀ = (Q Vw) S Uwᵀ.
-    let w = xt_times(xt, q.as_ref(), par);
-    let svd = w.thin_svd().map_err(|_| Error::SvdFailed)?;
+    };
     let mut u = Mat::<T>::zeros(m, k);
     matmul(
         u.as_mut(),
@@ -121,6 +131,45 @@ fn randomized<T: Real>(
         s: (0..k).map(|i| s[i]).collect(),
         v: svd.U().get(.., ..k).to_owned(),
     })
+}
+
+/// `max_{i<k} ‖(I − QQᵀ) y_i‖ / σ_i` (`Q` orthonormal `M × l`, `Y` `M × l`), in f64 sums.
+fn worst_residual<T: Real>(
+    q: MatRef<'_, T>,
+    y: MatRef<'_, T>,
+    s: faer::ColRef<'_, T>,
+    k: usize,
+) -> f64 {
+    let (q, y) = (q, y.subcols(0, k));
+    let mut r = y.to_owned();
+    let mut qty = Mat::<T>::zeros(q.ncols(), k);
+    matmul(
+        qty.as_mut(),
+        Accum::Replace,
+        q.transpose(),
+        y,
+        T::one(),
+        Par::Seq,
+    );
+    matmul(r.as_mut(), Accum::Add, q, qty.as_ref(), -T::one(), Par::Seq);
+    (0..k)
+        .map(|i| {
+            let norm = r
+                .col(i)
+                .iter()
+                .map(|v| v.to_f64().powi(2))
+                .sum::<f64>()
+                .sqrt();
+            let sigma = s[i].to_f64();
+            if sigma > 0.0 {
+                norm / sigma
+            } else if norm > 0.0 {
+                f64::INFINITY
+            } else {
+                0.0
+            }
+        })
+        .fold(0.0, f64::max)
 }
 
 /// Rows per block of the products below (as in the fused pass: a block of X stays in cache).
