@@ -77,6 +77,18 @@ pub enum MetricsError {
         /// What was passed.
         got: usize,
     },
+    /// A numeric setting is out of range.
+    #[error("{op}: {name} = {value}: expected {expected}")]
+    InvalidParameter {
+        /// The metric.
+        op: &'static str,
+        /// The setting.
+        name: &'static str,
+        /// The rejected value.
+        value: f64,
+        /// What would have been accepted.
+        expected: &'static str,
+    },
 }
 
 /// `Result` with [`MetricsError`].

@@ -1,6 +1,7 @@
 //! Evaluation metrics for CoX-LMM concept dictionaries, one module per metric: ground-truth concept
 //! recovery ([`recovery`]: how well the best single concept activation detects each known factor value
-//! of the synthetic world, by exact ROC-AUC, and the concept→factor matching table), the overlap of the
+//! of the synthetic world, by exact ROC-AUC, and the concept→factor matching table) and its supervised
+//! ceiling ([`probe`]: a held-out linear probe of the representation itself), the overlap of the
 //! grounded words ([`mod@overlap`], the paper's Table 2), dictionary stability across seeds ([`stability`],
 //! Hungarian matching of atoms by cosine), activation sparsity ([`mod@sparsity`]), reconstruction error and
 //! explained variance under each method's convention ([`mod@reconstruction`]), and the mean ± std summaries
@@ -26,6 +27,7 @@
 mod check;
 mod error;
 pub mod overlap;
+pub mod probe;
 pub mod reconstruction;
 pub mod recovery;
 pub mod sparsity;
@@ -34,6 +36,7 @@ pub mod summary;
 
 pub use error::{MetricsError, Result};
 pub use overlap::{overlap, OverlapReport};
+pub use probe::{probe_auc, ProbeFactor, ProbeReport};
 pub use reconstruction::{reconstruction, Reconstruct, ReconstructionReport};
 pub use recovery::{
     average_ranks, recovery_auc, roc_auc, ConceptMatch, FactorRecovery, RecoveryReport,
