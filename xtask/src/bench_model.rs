@@ -191,7 +191,7 @@ fn tempfile_dir() -> Result<std::path::PathBuf> {
 }
 
 /// Replaces the section starting at `heading` (up to the next `## ` heading) or appends it.
-fn write_section(path: &Path, heading: &str, body: &str) -> Result<()> {
+pub(crate) fn write_section(path: &Path, heading: &str, body: &str) -> Result<()> {
     let old = std::fs::read_to_string(path).unwrap_or_else(|_| "# Benchmarks\n".to_string());
     let new = match old.find(&format!("{heading}\n")) {
         Some(start) => {

@@ -13,6 +13,7 @@ use anyhow::{bail, Context, Result};
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use clap::{Parser, Subcommand};
 
+mod bench_extract;
 mod bench_model;
 mod bench_snmf;
 mod fetch;
@@ -36,6 +37,9 @@ enum Cmd {
     TinyLlava(tiny_llava::Args),
     /// Benchmark cox-model (vision, prefill, decode, peak RSS) on random tiny and mid checkpoints.
     BenchModel(bench_model::Args),
+    /// Benchmark `coxlmm extract` (images/s, time per phase, --batch 1 vs 8) and the hook's
+    /// overhead on the demo model and a mid-size random checkpoint.
+    BenchExtract(bench_extract::Args),
     /// Check (and unpack archives of) a COCO 2014 + Karpathy-split directory for `coco:DIR`.
     PrepCoco(prep_coco::Args),
     /// Train the tiny LLaVA captioner of the synthetic world and write its checkpoint.
@@ -55,6 +59,7 @@ fn main() -> Result<()> {
         Cmd::BenchSnmf(a) => bench_snmf::run(a),
         Cmd::TinyLlava(a) => tiny_llava::run(a),
         Cmd::BenchModel(a) => bench_model::run(a),
+        Cmd::BenchExtract(a) => bench_extract::run(a),
         Cmd::PrepCoco(a) => prep_coco::run(a),
         Cmd::TrainSynth(a) => train_synth::run(a),
         Cmd::EvalSynth(a) => train_synth::eval(a),
