@@ -3,6 +3,7 @@
 use std::time::{Duration, Instant};
 
 use faer::linalg::matmul::matmul;
+use faer::traits::pulp::{Arch, Simd, WithSimd};
 use faer::{Accum, MatMut, MatRef, Par};
 use rand::seq::index::sample as sample_indices;
 use rand::{Rng, SeedableRng};
@@ -208,6 +209,69 @@ fn objective(xx: f64, inner: f64, a: &[f64], g: &[f64], l1: f64, alpha: f64) -> 
     0.5 * residual + alpha * l1
 }
 
+/// The code step of a block of samples (row-major `rows × K` codes and `B_b = X_b U`): per sample,
+/// coordinate-descent sweeps until one moves no code by more than `code_tol ×` its largest code.
+/// A [`WithSimd`] operation so that its plain loops are compiled for the CPU at hand (AVX2 where
+/// present); there is no FMA contraction, so the results are the same on every x86-64 CPU.
+struct CodeSweeps<'a, T> {
+    codes: &'a mut [T],
+    b: &'a [T],
+    g: &'a [T],
+    k: usize,
+    sweeps: usize,
+    code_tol: T,
+    alpha: T,
+}
+
+impl<T: Real> WithSimd for CodeSweeps<'_, T> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, _: S) {
+        let mut r = vec![T::from_f64(0.0); self.k];
+        for (z, bb) in self
+            .codes
+            .chunks_exact_mut(self.k)
+            .zip(self.b.chunks_exact(self.k))
+        {
+            gram_times(z, self.g, &mut r);
+            for _ in 0..self.sweeps {
+                // Warm-started codes usually need one or two sweeps; a sweep that moves nothing is
+                // a fixed point, so the remaining sweeps would not move either.
+                let (delta, max_abs) = sweep(z, bb, self.g, &mut r, self.alpha);
+                if delta == T::from_f64(0.0) || delta <= self.code_tol * max_abs {
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// `C += X_bᵀ Z_b` for a block of samples (sample-major `x`, row-major codes, `C` column-major
+/// `B × K`), one axpy per non-zero code. A [`WithSimd`] operation, as [`CodeSweeps`].
+struct SparseXtC<'a, T> {
+    c: &'a mut [T],
+    x: &'a [T],
+    codes: &'a [T],
+    k: usize,
+}
+
+impl<T: Real> WithSimd for SparseXtC<'_, T> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, _: S) {
+        let b = self.c.len() / self.k;
+        for (z, xi) in self.codes.chunks_exact(self.k).zip(self.x.chunks_exact(b)) {
+            for (c, &zc) in z.iter().enumerate() {
+                if zc != T::from_f64(0.0) {
+                    axpy(&mut self.c[c * b..(c + 1) * b], zc, xi);
+                }
+            }
+        }
+    }
+}
+
 /// One fused pass: for each block of rows, `B_b = X_b U`, the code sweeps, and `C += X_bᵀ Z_b`,
 /// while the block is still in cache.
 #[allow(clippy::too_many_arguments)]
@@ -227,11 +291,11 @@ fn fused_pass<T: Real>(
     let k = u.ncols();
     let n_blocks = m.div_ceil(bs);
     let group_rows = n_blocks.div_ceil(GROUPS) * bs;
+    let arch = Arch::new();
     let group = |(gi, zg): (usize, &mut [T])| {
         let mut sums = PassSums::<T>::zeros(b, k);
         let g0 = gi * group_rows;
         let mut bmat = vec![T::from_f64(0.0); bs * k];
-        let mut r = vec![T::from_f64(0.0); k];
         for (bi, zb) in zg.chunks_mut(bs * k).enumerate() {
             let r0 = g0 + bi * bs;
             let mb = zb.len() / k;
@@ -248,17 +312,15 @@ fn fused_pass<T: Real>(
             sums.inner_old += dot_f64(zb, bm);
             sums.l1_old += zb.iter().map(|v| v.to_f64()).sum::<f64>();
             add_gram_rows(zb, k, &mut sums.a_old);
-            for (z, bb) in zb.chunks_exact_mut(k).zip(bm.chunks_exact(k)) {
-                gram_times(z, g, &mut r);
-                for _ in 0..sweeps {
-                    // Warm-started codes usually need one or two sweeps; a sweep that moves nothing
-                    // is a fixed point, so the remaining sweeps would not move either.
-                    let (delta, max_abs) = sweep(z, bb, g, &mut r, alpha);
-                    if delta == T::from_f64(0.0) || delta <= code_tol * max_abs {
-                        break;
-                    }
-                }
-            }
+            arch.dispatch(CodeSweeps {
+                codes: &mut *zb,
+                b: bm,
+                g,
+                k,
+                sweeps,
+                code_tol,
+                alpha,
+            });
             sums.inner_new += dot_f64(zb, bm);
             sums.l1_new += zb.iter().map(|v| v.to_f64()).sum::<f64>();
             add_gram_rows(zb, k, &mut sums.a_new);
@@ -266,14 +328,13 @@ fn fused_pass<T: Real>(
             // axpy per non-zero code than as a dense product.
             let nnz = zb.iter().filter(|&&v| v != T::from_f64(0.0)).count();
             if nnz * SPARSE_DENSITY_DEN <= zb.len() {
-                for (i, z) in zb.chunks_exact(k).enumerate() {
-                    let xi = x.sample(r0 + i);
-                    for (c, &zc) in z.iter().enumerate() {
-                        if zc != T::from_f64(0.0) {
-                            axpy(&mut sums.c[c * b..(c + 1) * b], zc, xi);
-                        }
-                    }
-                }
+                let xs = &x.as_slice()[r0 * b..(r0 + mb) * b];
+                arch.dispatch(SparseXtC {
+                    c: &mut sums.c,
+                    x: xs,
+                    codes: zb,
+                    k,
+                });
             } else {
                 matmul(
                     MatMut::from_column_major_slice_mut(&mut sums.c, b, k),

@@ -3,7 +3,7 @@
 use crate::Real;
 
 /// Sets `r = G z` for one sample (`g` is `K × K`, symmetric, row-major), skipping zero codes.
-#[inline]
+#[inline(always)]
 pub(crate) fn gram_times<T: Real>(z: &[T], g: &[T], r: &mut [T]) {
     let k = z.len();
     let zero = T::from_f64(0.0);
@@ -26,7 +26,7 @@ pub(crate) fn gram_times<T: Real>(z: &[T], g: &[T], r: &mut [T]) {
 /// O(1), so sweeps over sparse codes cost O(K) rather than O(K²).
 ///
 /// Returns `(max |Δz_k|, max |z_k|)` for the convergence test.
-#[inline]
+#[inline(always)]
 pub(crate) fn sweep<T: Real>(z: &mut [T], b: &[T], g: &[T], r: &mut [T], alpha: T) -> (T, T) {
     let k = z.len();
     debug_assert_eq!(b.len(), k);
@@ -57,7 +57,7 @@ pub(crate) fn sweep<T: Real>(z: &mut [T], b: &[T], g: &[T], r: &mut [T], alpha: 
 }
 
 /// `y += a x`.
-#[inline]
+#[inline(always)]
 pub(crate) fn axpy<T: Real>(y: &mut [T], a: T, x: &[T]) {
     for (yj, &xj) in y.iter_mut().zip(x) {
         *yj += a * xj;
