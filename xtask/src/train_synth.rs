@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use cox_train::{evaluate, write_training_note, TrainConfig, Trainer};
+use cox_train::{evaluate_world, write_training_note, TrainConfig, Trainer};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -32,6 +32,9 @@ pub struct Args {
     /// Vision patch side.
     #[arg(long, default_value_t = 32)]
     patch: usize,
+    /// Side in pixels of the rendered training scenes (default: the world's default).
+    #[arg(long)]
+    world_size: Option<u32>,
     /// Width of the vision tower (MLP 4× wider).
     #[arg(long, default_value_t = 128)]
     vision_width: usize,
@@ -67,6 +70,9 @@ pub fn run(a: Args) -> Result<()> {
         first_scene: a.first_scene,
         image_size: a.image_size,
         patch_size: a.patch,
+        world_size: a
+            .world_size
+            .unwrap_or(cox_synth::SynthConfig::default().image_size),
         vision_width: a.vision_width,
         vision_layers: a.vision_layers,
         single_object_steps: a.single_object_steps,
@@ -97,6 +103,9 @@ pub fn run(a: Args) -> Result<()> {
     if let Some(m) = a.minutes {
         command.push_str(&format!(" --minutes {m}"));
     }
+    if let Some(w) = a.world_size {
+        command.push_str(&format!(" --world-size {w}"));
+    }
     if let Some(w) = a.warmup {
         command.push_str(&format!(" --warmup {w}"));
     }
@@ -121,6 +130,7 @@ pub fn run(a: Args) -> Result<()> {
             n: a.eval,
             seed: 0,
             json: None,
+            world_size: a.world_size,
         })?;
     }
     Ok(())
@@ -137,6 +147,9 @@ pub struct EvalArgs {
     /// World seed of the test split.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Side in pixels of the rendered test scenes (default: the world's default).
+    #[arg(long)]
+    world_size: Option<u32>,
     /// Also write the report as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -145,7 +158,13 @@ pub struct EvalArgs {
 pub fn eval(a: EvalArgs) -> Result<()> {
     let llava = cox_model::Llava::load(&a.model.to_string_lossy(), &Default::default())
         .with_context(|| format!("loading {}", a.model.display()))?;
-    let r = evaluate(&llava, a.seed, a.n)?;
+    let world = cox_synth::SynthConfig {
+        image_size: a
+            .world_size
+            .unwrap_or(cox_synth::SynthConfig::default().image_size),
+        ..Default::default()
+    };
+    let r = evaluate_world(&llava, &world, a.seed, a.n)?;
     println!(
         "{} test scenes ({} objects) in {:.0} s",
         r.scenes, r.objects, r.seconds

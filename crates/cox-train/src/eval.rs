@@ -218,8 +218,18 @@ pub fn caption_scene(
 
 /// Captions test-split scenes `0..n` of world seed `seed` greedily and scores them.
 pub fn evaluate(llava: &Llava, seed: u64, n: usize) -> Result<EvalReport> {
+    evaluate_world(llava, &SynthConfig::default(), seed, n)
+}
+
+/// [`evaluate`] on the scenes of world configuration `world` (e.g. another image side).
+pub fn evaluate_world(
+    llava: &Llava,
+    world: &SynthConfig,
+    seed: u64,
+    n: usize,
+) -> Result<EvalReport> {
     let start = std::time::Instant::now();
-    let scenes = cox_synth::generate_split(&SynthConfig::default(), seed, Split::Test, n)?;
+    let scenes = cox_synth::generate_split(world, seed, Split::Test, n)?;
     let mut tally = Tally::default();
     for (i, s) in scenes.iter().enumerate() {
         let (text, eos) = caption_scene(llava, &s.factors, 48)?;

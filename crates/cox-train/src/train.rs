@@ -43,6 +43,8 @@ pub struct TrainConfig {
     pub image_size: usize,
     /// Vision patch side (96 px input: 32 → 9 image tokens, one per layout cell; 16 → 36).
     pub patch_size: usize,
+    /// The side in pixels of the rendered training scenes (`SynthConfig::image_size`).
+    pub world_size: u32,
     /// Width of the vision tower (its MLP is 4× wider; a multiple of its 4 heads).
     pub vision_width: usize,
     /// Layers of the vision tower (at least 2; the last is stored but unused, as in LLaVA-1.5).
@@ -76,6 +78,7 @@ impl Default for TrainConfig {
             clip_norm: 1.0,
             image_size: 96,
             patch_size: 32,
+            world_size: SynthConfig::default().image_size,
             vision_width: 128,
             vision_layers: 3,
             single_object_steps: 0,
@@ -115,6 +118,13 @@ impl TrainConfig {
                 self.image_size.to_string(),
                 "32..=256 and a multiple of patch_size",
             );
+        }
+        let world = SynthConfig {
+            image_size: self.world_size,
+            ..SynthConfig::default()
+        };
+        if world.validate().is_err() {
+            return bad("world_size", self.world_size.to_string(), "32..=256");
         }
         if self.vision_width == 0 || self.vision_width % 4 != 0 {
             return bad(
@@ -283,13 +293,14 @@ impl Trainer {
         std::thread::scope(|scope| {
             scope.spawn(move || {
                 for step in 0..tc.steps {
-                    let world = if step < tc.single_object_steps {
-                        SynthConfig {
-                            max_objects: 1,
-                            ..SynthConfig::default()
-                        }
-                    } else {
-                        SynthConfig::default()
+                    let world = SynthConfig {
+                        image_size: tc.world_size,
+                        max_objects: if step < tc.single_object_steps {
+                            1
+                        } else {
+                            SynthConfig::default().max_objects
+                        },
+                        ..SynthConfig::default()
                     };
                     let first = tc.first_scene + (step * tc.batch_size) as u64;
                     let batch = this.batch_of(&world, tc.seed, first, tc.batch_size);
@@ -459,7 +470,7 @@ pub fn write_training_note(
         "- Prompt: `USER: <image>\\n{PROMPT} ASSISTANT:`; target: ` <canonical caption></s>`; teacher forcing, \
          cross-entropy on the answer tokens (caption and EOS) only.\n\
          - Data: fresh scenes every step — step `i` uses train-split scenes `{first} + i·{bs}..` of world seed {seed} \
-         (`SynthConfig::default()`, 64 px, 1–3 objects; the first {single} steps one-object scenes only, a \
+         (`SynthConfig::default()` rendered at {world} px, 1–3 objects; the first {single} steps one-object scenes only, a \
          curriculum); {seen} scenes seen. Pixels go through the checkpoint's own `preprocessor_config.json` \
          (bicubic resize to {side} px, CLIP normalisation).\n\
          - Optimiser: AdamW (β = 0.9/0.999, weight decay {wd}), peak learning rate {lr}, {warm} warmup steps, cosine \
@@ -470,6 +481,7 @@ pub fn write_training_note(
          - Loss curve: `loss_curve.csv` (`step,lr,loss,grad_norm,elapsed_s`).\n\n",
         bs = tc.batch_size,
         first = tc.first_scene,
+        world = tc.world_size,
         seed = tc.seed,
         single = tc.single_object_steps,
         side = tc.image_size,
