@@ -3,6 +3,12 @@
 
 use clap::{Parser, Subcommand};
 
+/// mimalloc instead of the system allocator: candle allocates and frees large tensors for every
+/// forward pass, and glibc hands them back to the kernel each time (page faults were a quarter of a
+/// training step's time in cox-train; see xtask).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod demo;
 mod explain;
 mod extract;
