@@ -673,6 +673,24 @@ fn evaluate(
         }
         out.methods.push(mm);
     }
+    // The supervised ceiling of recovery: a linear probe of the representation, fitted on the
+    // training rows and scored on the test rows (synthetic datasets only).
+    if let (Some(test), Some(f)) = (&test, &factors) {
+        if let (Some(ltr), Some(lte)) = (
+            labels_for(&train.samples, f, &s.token),
+            labels_for(&test.samples, f, &s.token),
+        ) {
+            if train.m > 0 && test.m > 0 {
+                match cox_metrics::probe_auc(&train.x, &ltr, &test.x, &lte, train.b, 1e-2) {
+                    Ok(p) => {
+                        out.references
+                            .insert("recovery_probe".into(), serde_json::to_value(p)?);
+                    }
+                    Err(e) => tracing::warn!("recovery probe skipped: {e}"),
+                }
+            }
+        }
+    }
     if let (Some(test), Some(noise)) = (&test, &s.noise_dict) {
         if test.m > 0 {
             noise_imgs(&RunDir::new(noise), test, &bert, &clip, &mut out)?;
@@ -809,6 +827,14 @@ fn print_summary(s: &RunSettings, methods: &[Method], m: &Metrics) {
             f(mm.recovery_auc_test.or(mm.recovery_auc_train)),
             f(mm.bertscore_top1.as_ref().map(|b| b.mean)),
         );
+    }
+    if let Some(p) = m
+        .references
+        .get("recovery_probe")
+        .and_then(|v| v.get("mean_auc"))
+        .and_then(Value::as_f64)
+    {
+        println!("linear-probe ceiling of recovery AUC (supervised, test): {p:.3}");
     }
 }
 

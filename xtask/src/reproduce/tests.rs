@@ -117,7 +117,11 @@ fn table2_and_recovery() {
     let t = recovery_table(&r);
     assert_eq!(
         row(&t, "| circle"),
-        "| circle | n/a / n/a | 0.700 / 0.690 | 0.800 / 0.750 | 0.900 / 0.880 |"
+        "| circle | n/a / n/a | 0.700 / 0.690 | 0.800 / 0.750 | 0.900 / 0.880 | 0.950 |"
+    );
+    assert_eq!(
+        row(&t, "| square"),
+        "| square | n/a / n/a | n/a / n/a | n/a / n/a | n/a / n/a | n/a |"
     );
 }
 
@@ -145,7 +149,7 @@ fn k_table_errors_and_objective() {
     let t = k_table(&results());
     assert_eq!(
         row(&t, "| circle | 20 "),
-        "| circle | 20 | 0.250 | 0.125 | 0.375 | 1.2345e3 |"
+        "| circle | 20 | 0.250 | 0.125 | 0.375 | 1.2345e3 | 0.880 / 0.690 / 0.750 |"
     );
     assert!(!t.contains("| square |"), "square has no K sweep:\n{t}");
 }
