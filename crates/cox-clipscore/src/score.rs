@@ -76,43 +76,8 @@ pub fn rank_concepts(v: &[f32]) -> Result<Vec<usize>> {
     Ok(idx)
 }
 
-/// Mean and population standard deviation (`np.mean`, `np.std`).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct MeanStd {
-    /// Mean.
-    pub mean: f64,
-    /// Population standard deviation (divisor n).
-    pub std: f64,
-    /// Number of values.
-    pub n: usize,
-}
-
-impl MeanStd {
-    /// Two-pass mean and population std in f64.
-    ///
-    /// ```
-    /// use cox_clipscore::MeanStd;
-    /// let m = MeanStd::of(&[1.0, 3.0]);
-    /// assert_eq!((m.mean, m.std, m.n), (2.0, 1.0, 2));
-    /// ```
-    pub fn of(xs: &[f64]) -> Self {
-        let n = xs.len();
-        if n == 0 {
-            return Self {
-                mean: f64::NAN,
-                std: f64::NAN,
-                n,
-            };
-        }
-        let mean = xs.iter().sum::<f64>() / n as f64;
-        let var = xs.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / n as f64;
-        Self {
-            mean,
-            std: var.sqrt(),
-            n,
-        }
-    }
-}
+/// Mean ± population standard deviation: the workspace's one summary type, from `cox-metrics`.
+pub use cox_metrics::MeanStd;
 
 /// The per-test-image CLIPScore protocol of Table 1 (method.md §4.1).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -142,11 +107,11 @@ pub struct TopNReport {
 /// ```
 ///
 /// # Errors
-/// [`ClipError::Input`] for `k == 0`, mismatched lengths or NaN activations.
+/// [`ClipError::Input`] for no image, `k == 0`, mismatched lengths or NaN activations.
 pub fn top_n_clipscore(scores: &[f32], activations: &[f32], k: usize) -> Result<TopNReport> {
-    if k == 0 || scores.len() != activations.len() || scores.len() % k != 0 {
+    if k == 0 || scores.is_empty() || scores.len() != activations.len() || scores.len() % k != 0 {
         return Err(ClipError::Input(format!(
-            "scores ({}) and activations ({}) must both be n × k with k = {k} > 0",
+            "scores ({}) and activations ({}) must both be n × k with n > 0 images and k = {k} > 0",
             scores.len(),
             activations.len()
         )));

@@ -170,11 +170,6 @@ impl ClipRunner {
         let w: Vec<Vec<String>> = words.iter().map(|c| c.words.clone()).collect();
         debug_assert_eq!(w.len(), k);
         let r = s.test_clipscore_embedded(&emb, codes, &w)?;
-        let conv = |m: cox_clipscore::MeanStd| MeanStd {
-            mean: m.mean,
-            std: m.std,
-            n: images.len(),
-        };
-        Ok((Some(conv(r.top1)), Some(conv(r.top3))))
+        Ok((Some(r.top1), Some(r.top3)))
     }
 }
