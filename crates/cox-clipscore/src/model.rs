@@ -3,93 +3,26 @@
 //! The vision tower is `cox_model`'s [`ClipVisionTower`] (HF `CLIPVisionTransformer` names and
 //! `hidden_states` semantics); this module adds `post_layernorm` on the class token and
 //! `visual_projection`. The text tower is HF's `CLIPTextTransformer`: token + position
-//! embeddings, pre-norm encoder layers with a causal mask, `final_layer_norm`, the state at the
+//! embeddings, pre-norm encoder layers (`cox_model::ClipEncoderLayer`, as in the vision tower) with a
+//! causal mask, `final_layer_norm`, the state at the
 //! end-of-text position, `text_projection`.
 
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, IndexOp, Module, Tensor, D};
 use candle_nn::VarBuilder;
-use cox_model::config::Activation;
 use cox_model::nn::{LayerNorm, Linear};
-use cox_model::ClipVisionTower;
+use cox_model::{ClipEncoderLayer, ClipVisionTower};
 
 use crate::config::{ClipConfig, TextConfig};
 use crate::error::{ClipError, Result};
-
-fn activate(act: Activation, x: &Tensor) -> candle_core::Result<Tensor> {
-    match act {
-        Activation::QuickGelu => x * candle_nn::ops::sigmoid(&(x * 1.702)?)?,
-        Activation::Gelu => x.gelu_erf(),
-        Activation::GeluTanh => x.gelu(),
-        Activation::Silu => x.silu(),
-        Activation::Relu => x.relu(),
-    }
-}
-
-#[derive(Debug, Clone)]
-struct TextLayer {
-    ln1: LayerNorm,
-    q: Linear,
-    k: Linear,
-    v: Linear,
-    out: Linear,
-    ln2: LayerNorm,
-    fc1: Linear,
-    fc2: Linear,
-    act: Activation,
-    heads: usize,
-    head_dim: usize,
-}
-
-impl TextLayer {
-    fn load(vb: VarBuilder, c: &TextConfig) -> candle_core::Result<Self> {
-        let (h, i, eps) = (c.hidden_size, c.intermediate_size, c.layer_norm_eps);
-        let a = vb.pp("self_attn");
-        Ok(Self {
-            ln1: LayerNorm::load(vb.pp("layer_norm1"), h, eps)?,
-            q: Linear::load(a.pp("q_proj"), h, h, true)?,
-            k: Linear::load(a.pp("k_proj"), h, h, true)?,
-            v: Linear::load(a.pp("v_proj"), h, h, true)?,
-            out: Linear::load(a.pp("out_proj"), h, h, true)?,
-            ln2: LayerNorm::load(vb.pp("layer_norm2"), h, eps)?,
-            fc1: Linear::load(vb.pp("mlp.fc1"), h, i, true)?,
-            fc2: Linear::load(vb.pp("mlp.fc2"), i, h, true)?,
-            act: c.hidden_act,
-            heads: c.num_attention_heads,
-            head_dim: c.head_dim(),
-        })
-    }
-
-    fn forward(&self, x: &Tensor, mask: &Tensor) -> candle_core::Result<Tensor> {
-        let (b, s, h) = x.dims3()?;
-        let y = self.ln1.forward(x)?;
-        let split = |t: Tensor| -> candle_core::Result<Tensor> {
-            t.reshape((b, s, self.heads, self.head_dim))?
-                .transpose(1, 2)?
-                .contiguous()
-        };
-        let q = split((self.q.forward(&y)? * (self.head_dim as f64).powf(-0.5))?)?;
-        let k = split(self.k.forward(&y)?)?;
-        let v = split(self.v.forward(&y)?)?;
-        let scores = q.matmul(&k.t()?)?.broadcast_add(mask)?;
-        let probs = candle_nn::ops::softmax_last_dim(&scores)?;
-        let attn = probs.matmul(&v)?.transpose(1, 2)?.reshape((b, s, h))?;
-        let x = (x + self.out.forward(&attn)?)?;
-        let m = self.fc2.forward(&activate(
-            self.act,
-            &self.fc1.forward(&self.ln2.forward(&x)?)?,
-        )?)?;
-        &x + m
-    }
-}
 
 /// HF `CLIPTextTransformer` plus `text_projection`.
 #[derive(Debug, Clone)]
 struct TextTower {
     token_embedding: Tensor,
     position_embedding: Tensor,
-    layers: Vec<TextLayer>,
+    layers: Vec<ClipEncoderLayer>,
     final_layer_norm: LayerNorm,
     projection: Linear,
     config: TextConfig,
@@ -100,7 +33,16 @@ impl TextTower {
         let t = vb.pp("text_model");
         let e = t.pp("embeddings");
         let layers = (0..c.num_hidden_layers)
-            .map(|l| TextLayer::load(t.pp(format!("encoder.layers.{l}")), c))
+            .map(|l| {
+                ClipEncoderLayer::load(
+                    t.pp(format!("encoder.layers.{l}")),
+                    c.hidden_size,
+                    c.intermediate_size,
+                    c.num_attention_heads,
+                    c.layer_norm_eps,
+                    c.hidden_act,
+                )
+            })
             .collect::<candle_core::Result<Vec<_>>>()?;
         Ok(Self {
             token_embedding: e.get((c.vocab_size, c.hidden_size), "token_embedding.weight")?,
@@ -177,7 +119,7 @@ impl TextTower {
         let mask = Tensor::from_vec(mask, (1, 1, s, s), device)?.to_dtype(x.dtype())?;
         let mut x = x;
         for layer in &self.layers {
-            x = layer.forward(&x, &mask)?;
+            x = layer.forward(&x, Some(&mask))?;
         }
         let x = self.final_layer_norm.forward(&x)?;
         let rows = self

@@ -66,5 +66,5 @@ pub use model::{
 };
 pub use processor::{ImageProcessor, ImageProcessorConfig};
 pub use tokenizer::LlavaTokenizer;
-pub use vision::{ClipVisionTower, ImageEncoder, Projector};
+pub use vision::{ClipEncoderLayer, ClipVisionTower, ImageEncoder, Projector};
 pub use weights::{Checkpoint, WeightLayout};

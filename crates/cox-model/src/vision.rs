@@ -21,19 +21,19 @@ struct ClipAttention {
 }
 
 impl ClipAttention {
-    fn load(vb: VarBuilder, c: &VisionConfig) -> candle_core::Result<Self> {
-        let h = c.hidden_size;
+    fn load(vb: VarBuilder, hidden: usize, heads: usize) -> candle_core::Result<Self> {
+        let h = hidden;
         Ok(Self {
             q: Linear::load(vb.pp("q_proj"), h, h, true)?,
             k: Linear::load(vb.pp("k_proj"), h, h, true)?,
             v: Linear::load(vb.pp("v_proj"), h, h, true)?,
             out: Linear::load(vb.pp("out_proj"), h, h, true)?,
-            heads: c.num_attention_heads,
-            head_dim: c.head_dim(),
+            heads,
+            head_dim: h / heads,
         })
     }
 
-    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+    fn forward(&self, x: &Tensor, mask: Option<&Tensor>) -> candle_core::Result<Tensor> {
         let (b, s, h) = x.dims3()?;
         let split = |t: Tensor| -> candle_core::Result<Tensor> {
             t.reshape((b, s, self.heads, self.head_dim))?
@@ -43,14 +43,21 @@ impl ClipAttention {
         let q = split((self.q.forward(x)? * (self.head_dim as f64).powf(-0.5))?)?;
         let k = split(self.k.forward(x)?)?;
         let v = split(self.v.forward(x)?)?;
-        let probs = softmax_last(&q.matmul(&k.t()?)?)?;
+        let mut scores = q.matmul(&k.t()?)?;
+        if let Some(m) = mask {
+            scores = scores.broadcast_add(m)?;
+        }
+        let probs = softmax_last(&scores)?;
         let y = probs.matmul(&v)?.transpose(1, 2)?.reshape((b, s, h))?;
         self.out.forward(&y)
     }
 }
 
+/// One pre-norm CLIP encoder layer (HF `CLIPEncoderLayer`: `layer_norm1`, `self_attn.{q,k,v,out}_proj`,
+/// `layer_norm2`, `mlp.fc1`, `mlp.fc2`, all with biases), shared by the vision tower here and the
+/// CLIP text tower of `cox-clipscore` (which passes its causal mask).
 #[derive(Debug, Clone)]
-struct ClipLayer {
+pub struct ClipEncoderLayer {
     ln1: LayerNorm,
     attn: ClipAttention,
     ln2: LayerNorm,
@@ -59,21 +66,33 @@ struct ClipLayer {
     act: Activation,
 }
 
-impl ClipLayer {
-    fn load(vb: VarBuilder, c: &VisionConfig) -> candle_core::Result<Self> {
-        let (h, i, eps) = (c.hidden_size, c.intermediate_size, c.layer_norm_eps);
+impl ClipEncoderLayer {
+    /// Loads the layer from `vb` positioned at `encoder.layers.N`: width `hidden`, MLP
+    /// `intermediate`, `heads` attention heads (dividing `hidden`), LayerNorm epsilon `eps`.
+    pub fn load(
+        vb: VarBuilder,
+        hidden: usize,
+        intermediate: usize,
+        heads: usize,
+        eps: f64,
+        act: Activation,
+    ) -> candle_core::Result<Self> {
+        let (h, i) = (hidden, intermediate);
         Ok(Self {
             ln1: LayerNorm::load(vb.pp("layer_norm1"), h, eps)?,
-            attn: ClipAttention::load(vb.pp("self_attn"), c)?,
+            attn: ClipAttention::load(vb.pp("self_attn"), h, heads)?,
             ln2: LayerNorm::load(vb.pp("layer_norm2"), h, eps)?,
             fc1: Linear::load(vb.pp("mlp.fc1"), h, i, true)?,
             fc2: Linear::load(vb.pp("mlp.fc2"), i, h, true)?,
-            act: c.hidden_act,
+            act,
         })
     }
 
-    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        let x = (x + self.attn.forward(&self.ln1.forward(x)?)?)?;
+    /// `x + attn(ln1(x)) → y + mlp(ln2(y))` on `[batch, seq, hidden]`; `mask` (broadcast to
+    /// `[batch, heads, seq, seq]`, e.g. `[1, 1, seq, seq]` with `-inf` above the diagonal) is added to
+    /// the attention scores before the softmax.
+    pub fn forward(&self, x: &Tensor, mask: Option<&Tensor>) -> candle_core::Result<Tensor> {
+        let x = (x + self.attn.forward(&self.ln1.forward(x)?, mask)?)?;
         let m = self.fc2.forward(&activate(
             self.act,
             &self.fc1.forward(&self.ln2.forward(&x)?)?,
@@ -89,7 +108,7 @@ pub struct ClipVisionTower {
     class_embedding: Tensor,
     position_embedding: Tensor,
     pre_layrnorm: LayerNorm,
-    layers: Vec<ClipLayer>,
+    layers: Vec<ClipEncoderLayer>,
     config: VisionConfig,
 }
 
@@ -105,7 +124,16 @@ impl ClipVisionTower {
         let (h, p) = (c.hidden_size, c.patch_size);
         let e = vb.pp("embeddings");
         let layers = (0..num_layers.min(c.num_hidden_layers))
-            .map(|i| ClipLayer::load(vb.pp(format!("encoder.layers.{i}")), c))
+            .map(|i| {
+                ClipEncoderLayer::load(
+                    vb.pp(format!("encoder.layers.{i}")),
+                    h,
+                    c.intermediate_size,
+                    c.num_attention_heads,
+                    c.layer_norm_eps,
+                    c.hidden_act,
+                )
+            })
             .collect::<candle_core::Result<Vec<_>>>()?;
         Ok(Self {
             patch_embedding: e.get((h, c.num_channels, p, p), "patch_embedding.weight")?,
@@ -167,7 +195,7 @@ impl ClipVisionTower {
         let mut states = Vec::with_capacity(upto + 1);
         states.push(x.clone());
         for layer in &self.layers[..upto] {
-            x = layer.forward(&x)?;
+            x = layer.forward(&x, None)?;
             states.push(x.clone());
         }
         Ok(states)
