@@ -20,6 +20,11 @@ pub struct Args {
     /// Most code sweeps per sample and outer iteration (the solver's default is 100).
     #[arg(long, default_value_t = 100)]
     sweeps: usize,
+    /// Threads for both solvers (0: all cores; ours through rayon, scikit-learn's BLAS/OpenMP through
+    /// OMP_NUM_THREADS, OPENBLAS_NUM_THREADS and MKL_NUM_THREADS). 1 makes the ratio robust to other
+    /// load on the machine.
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
     /// Do not run scikit-learn (ours only).
     #[arg(long)]
     skip_sklearn: bool,
@@ -43,6 +48,10 @@ pub fn run(a: Args) -> Result<()> {
             }
         }
     };
+    let par = match a.threads {
+        1 => Par::Seq,
+        n => Par::rayon(n),
+    };
     let mut results = Vec::new();
     println!(
         "| size | solver | wall (s) | iterations | per iter (ms) | 2 GEMMs (ms) | per iter / GEMMs | objective | zeros |"
@@ -52,14 +61,14 @@ pub fn run(a: Args) -> Result<()> {
         let (m, b) = parse_size(size)?;
         let x = token_like(&TokenLike::reference(m, b), 0);
         let xs = SamplesRef::new(&x, m, b)?;
-        let gemm_ms = two_gemms_ms(&x, m, b, a.k);
+        let gemm_ms = two_gemms_ms(&x, m, b, a.k, par);
         let params = SemiNmf::params()
             .k(a.k)
             .alpha(1.0)
             .code_sweeps(a.sweeps)
             .check()?;
         let t = Instant::now();
-        let fit = params.fit(xs, Par::rayon(0))?;
+        let fit = params.fit(xs, par)?;
         let wall = t.elapsed().as_secs_f64();
         let per_iter = fit.timings.iterate.as_secs_f64() * 1e3 / (fit.iterations + 1) as f64;
         println!(
@@ -71,7 +80,7 @@ pub fn run(a: Args) -> Result<()> {
             100.0 * fit.sparsity()
         );
         let mut row = serde_json::json!({
-            "m": m, "b": b, "k": a.k, "sweeps": a.sweeps,
+            "m": m, "b": b, "k": a.k, "sweeps": a.sweeps, "threads": a.threads,
             "ours": {"wall_s": wall, "init_s": fit.timings.init.as_secs_f64(), "iterations": fit.iterations,
                      "per_iter_ms": per_iter, "objective": fit.objective, "zeros": fit.sparsity(),
                      "converged": fit.converged},
@@ -80,7 +89,13 @@ pub fn run(a: Args) -> Result<()> {
         if let Some(py) = &python {
             let npy = work.join(format!("x_{m}x{b}.npy"));
             write_npy_f32(&npy, &x, m, b)?;
-            let out = Command::new(py)
+            let mut cmd = Command::new(py);
+            if a.threads > 0 {
+                for var in ["OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"] {
+                    cmd.env(var, a.threads.to_string());
+                }
+            }
+            let out = cmd
                 .arg(root.join("xtask/py/bench_sklearn.py"))
                 .arg(&npy)
                 .args([a.k.to_string(), "1.0".into(), "5000".into()])
@@ -141,7 +156,7 @@ fn parse_size(s: &str) -> Result<(usize, usize)> {
 }
 
 /// Median time of `X·Dᵀ` (M×B · B×K) plus `Xᵀ·C` (B×M · M×K), the two products an iteration needs.
-fn two_gemms_ms(x: &[f32], m: usize, b: usize, k: usize) -> f64 {
+fn two_gemms_ms(x: &[f32], m: usize, b: usize, k: usize, par: Par) -> f64 {
     use faer::linalg::matmul::matmul;
     use faer::{Accum, Mat, MatRef};
     let xt = MatRef::from_column_major_slice(x, b, m);
@@ -158,16 +173,9 @@ fn two_gemms_ms(x: &[f32], m: usize, b: usize, k: usize) -> f64 {
             xt.transpose(),
             u.as_ref(),
             1.0,
-            Par::rayon(0),
+            par,
         );
-        matmul(
-            xc.as_mut(),
-            Accum::Replace,
-            xt,
-            c.as_ref(),
-            1.0,
-            Par::rayon(0),
-        );
+        matmul(xc.as_mut(), Accum::Replace, xt, c.as_ref(), 1.0, par);
         times.push(t.elapsed().as_secs_f64() * 1e3);
     }
     times.sort_by(f64::total_cmp);
