@@ -4,7 +4,7 @@ use faer::linalg::matmul::matmul;
 use faer::{Accum, MatMut, MatRef, Par};
 use rayon::prelude::*;
 
-use crate::kernels::{gram_cols, gram_times, sweep};
+use crate::kernels::{gram_cols, gram_times, inverse_diagonal, sweep};
 use crate::{EncodeParams, Error, Real, Result, SamplesRef};
 
 /// A dictionary of `K` concept vectors `u_k ∈ R^B` (the rows of scikit-learn's `components_`, the
@@ -133,6 +133,7 @@ impl<T: Real> Dictionary<T> {
             return Ok(codes);
         }
         let g: Vec<T> = self.gram().into_iter().map(T::from_f64).collect();
+        let inv = inverse_diagonal(&g, self.k);
         let alpha = T::from_f64(params.alpha);
         let tol = T::from_f64(params.tol);
         let u = self.as_features_by_concepts();
@@ -157,7 +158,7 @@ impl<T: Real> Dictionary<T> {
                     if sweep_no % 64 == 0 {
                         gram_times(z, &g, &mut r);
                     }
-                    let (delta, max_abs) = sweep(z, b, &g, &mut r, alpha);
+                    let (delta, max_abs) = sweep(z, b, &g, &inv, &mut r, alpha);
                     if delta <= tol * max_abs || max_abs == T::from_f64(0.0) {
                         break;
                     }

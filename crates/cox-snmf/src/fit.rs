@@ -12,7 +12,9 @@ use rand_distr::{Distribution, Normal, StandardNormal};
 use rayon::prelude::*;
 
 use crate::dictionary::default_block_rows;
-use crate::kernels::{add_gram_rows, axpy, dot_f64, gram_cols, gram_times, sweep};
+use crate::kernels::{
+    add_gram_rows, axpy, dot_f64, gram_cols, gram_times, inverse_diagonal, sweep,
+};
 use crate::svd::top_k_svd_generic;
 use crate::{Dictionary, Error, Init, Real, Result, SamplesRef, ValidParams};
 
@@ -229,6 +231,7 @@ impl<T: Real> WithSimd for CodeSweeps<'_, T> {
     #[inline(always)]
     fn with_simd<S: Simd>(self, _: S) {
         let mut r = vec![T::from_f64(0.0); self.k];
+        let inv = inverse_diagonal(self.g, self.k);
         for (z, bb) in self
             .codes
             .chunks_exact_mut(self.k)
@@ -238,7 +241,7 @@ impl<T: Real> WithSimd for CodeSweeps<'_, T> {
             for _ in 0..self.sweeps {
                 // Warm-started codes usually need one or two sweeps; a sweep that moves nothing is
                 // a fixed point, so the remaining sweeps would not move either.
-                let (delta, max_abs) = sweep(z, bb, self.g, &mut r, self.alpha);
+                let (delta, max_abs) = sweep(z, bb, self.g, &inv, &mut r, self.alpha);
                 if delta == T::from_f64(0.0) || delta <= self.code_tol * max_abs {
                     break;
                 }

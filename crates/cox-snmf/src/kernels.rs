@@ -19,34 +19,42 @@ pub(crate) fn gram_times<T: Real>(z: &[T], g: &[T], r: &mut [T]) {
 
 /// One cyclic coordinate-descent sweep of the positive Lasso
 /// `min_{z ≥ 0} ½‖x − Dᵀz‖² + α‖z‖₁` for one sample, given `b = D x`, the Gram matrix `g = D Dᵀ`
-/// (`K × K`, symmetric, row-major) and `r = g z` (kept up to date here, as scikit-learn's
-/// `enet_coordinate_descent_gram` keeps `H = Q w`). Coordinate k becomes
-/// `max(0, z_k + (b_k − r_k − α) / g_kk)`, the exact minimiser along that coordinate; coordinates
-/// with `g_kk ≤ 0` are left as they are (as scikit-learn does). A coordinate that does not move costs
-/// O(1), so sweeps over sparse codes cost O(K) rather than O(K²).
+/// (`K × K`, symmetric, row-major), `inv` its inverted diagonal ([`inverse_diagonal`]) and `r = g z`
+/// (kept up to date here, as scikit-learn's `enet_coordinate_descent_gram` keeps `H = Q w`).
+/// Coordinate k becomes `max(0, z_k + (b_k − r_k − α) / g_kk)`, the exact minimiser along that
+/// coordinate; coordinates with `g_kk ≤ 0` are left as they are (as scikit-learn does). A coordinate
+/// that does not move costs O(1), so sweeps over sparse codes cost O(K) rather than O(K²).
 ///
 /// Returns `(max |Δz_k|, max |z_k|)` for the convergence test.
 #[inline(always)]
-pub(crate) fn sweep<T: Real>(z: &mut [T], b: &[T], g: &[T], r: &mut [T], alpha: T) -> (T, T) {
+pub(crate) fn sweep<T: Real>(
+    z: &mut [T],
+    b: &[T],
+    g: &[T],
+    inv: &[T],
+    r: &mut [T],
+    alpha: T,
+) -> (T, T) {
     let k = z.len();
     debug_assert_eq!(b.len(), k);
     debug_assert_eq!(g.len(), k * k);
+    debug_assert_eq!(inv.len(), k);
     let zero = T::from_f64(0.0);
     let mut max_delta = zero;
     let mut max_abs = zero;
     for c in 0..k {
-        let row = &g[c * k..(c + 1) * k];
-        let gcc = row[c];
-        if gcc <= zero {
+        let inv_c = inv[c];
+        if inv_c == zero {
             max_abs = max_abs.max_val(z[c].abs_val());
             continue;
         }
         let old = z[c];
-        let new = (old + (b[c] - r[c] - alpha) / gcc).max_val(zero);
+        // A multiply by the precomputed 1/g_kk: a divide here is the sweep's critical latency.
+        let new = (old + (b[c] - r[c] - alpha) * inv_c).max_val(zero);
         if new != old {
             let delta = new - old;
             z[c] = new;
-            for (rj, &gj) in r.iter_mut().zip(row) {
+            for (rj, &gj) in r.iter_mut().zip(&g[c * k..(c + 1) * k]) {
                 *rj += delta * gj;
             }
             max_delta = max_delta.max_val(delta.abs_val());
@@ -54,6 +62,22 @@ pub(crate) fn sweep<T: Real>(z: &mut [T], b: &[T], g: &[T], r: &mut [T], alpha: 
         max_abs = max_abs.max_val(new);
     }
     (max_delta, max_abs)
+}
+
+/// `1 / g_kk` for each diagonal entry of the `K × K` row-major `g`, and 0 where `g_kk ≤ 0` (a
+/// coordinate [`sweep`] leaves alone).
+pub(crate) fn inverse_diagonal<T: Real>(g: &[T], k: usize) -> Vec<T> {
+    let zero = T::from_f64(0.0);
+    (0..k)
+        .map(|c| {
+            let gcc = g[c * k + c];
+            if gcc > zero {
+                T::from_f64(1.0) / gcc
+            } else {
+                zero
+            }
+        })
+        .collect()
 }
 
 /// `y += a x`.
