@@ -19,9 +19,10 @@ use crate::{ConceptDictionary, Decomposed, Decomposition, Error, FitReport, Meth
 ///
 /// **Solver.** `svd: None` mirrors scikit-learn's `svd_solver="auto"`: an exact thin SVD when
 /// `max(M, B) ≤ 500`, when `B ≤ 1000` and `M ≥ 10·B` (scikit-learn's `covariance_eigh`, also exact)
-/// or when `K ≥ 0.8·min(M, B)`; otherwise the randomized SVD (10 oversamples, 7 power iterations,
-/// as scikit-learn's `randomized_svd` with `iterated_power="auto"`; QR instead of LU
-/// normalisation), seeded by `seed`.
+/// or when `K ≥ 0.8·min(M, B)`; otherwise cox-snmf's default randomized SVD (`SvdMethod::default()`:
+/// 40 oversamples, power iterations until every top-K triplet's residual ‖Xv − σu‖/σ ≤ 1e-4 or 20
+/// of them; scikit-learn's `randomized_svd` uses 10 and 7 with LU normalisation, this QR), seeded by
+/// `seed`.
 ///
 /// ```
 /// use cox_decomp::{Decomposition, Pca};
