@@ -298,15 +298,7 @@ pub fn run(a: Args) -> Result<()> {
         return Ok(());
     }
     if !a.no_build {
-        eprintln!("== building the coxlmm CLI (release)");
-        let ok = Command::new(env!("CARGO"))
-            .current_dir(&root)
-            .args(["build", "--release", "-p", "coxlmm"])
-            .status()?
-            .success();
-        if !ok {
-            bail!("cargo build --release -p coxlmm failed");
-        }
+        crate::build_coxlmm_release(&root)?;
     }
     let cli = root.join("target/release/coxlmm");
     let date = String::from_utf8_lossy(&Command::new("date").arg("-u").output()?.stdout)

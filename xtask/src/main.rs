@@ -76,6 +76,21 @@ pub fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
+/// `cargo build --release -p coxlmm` in `root` (bench-extract and reproduce run the release CLI
+/// as a separate process).
+pub fn build_coxlmm_release(root: &Path) -> Result<()> {
+    eprintln!("== building the coxlmm CLI (release)");
+    let ok = Command::new(env!("CARGO"))
+        .current_dir(root)
+        .args(["build", "--release", "-p", "coxlmm"])
+        .status()?
+        .success();
+    if !ok {
+        bail!("cargo build --release -p coxlmm failed");
+    }
+    Ok(())
+}
+
 /// A Python interpreter with `packages` installed: the workspace's `.venv`, created (and the
 /// packages pip-installed into it) when absent.
 pub fn python_env(root: &Path, packages: &[&str]) -> Result<PathBuf> {

@@ -137,16 +137,8 @@ pub fn run(mut a: Args) -> Result<()> {
     let t0 = Instant::now();
     let mut timings = Vec::new();
 
-    eprintln!("== building the coxlmm CLI (release)");
     let t = Instant::now();
-    let ok = Command::new(env!("CARGO"))
-        .current_dir(&root)
-        .args(["build", "--release", "-p", "coxlmm"])
-        .status()?
-        .success();
-    if !ok {
-        bail!("cargo build --release -p coxlmm failed");
-    }
+    crate::build_coxlmm_release(&root)?;
     timings.push(("build".to_string(), t.elapsed().as_secs_f64()));
     let cli = PathBuf::from("target/release/coxlmm");
 
