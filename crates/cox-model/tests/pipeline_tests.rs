@@ -11,6 +11,18 @@ use cox_model::{
 };
 use image::{DynamicImage, ImageBuffer, Rgb};
 
+/// The largest absolute element-wise difference of two tensors of one shape.
+fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
+    (a - b)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap()
+}
+
 fn tiny_llava(tiny: &TinyConfig) -> (tempfile::TempDir, Llava) {
     let dir = tempfile::tempdir().unwrap();
     write_tiny_llava(dir.path(), tiny, 17).unwrap();
@@ -119,14 +131,7 @@ fn caption_an_image_with_residual_capture() {
     let full = llava.forward(&input, &capture, Logits::Last).unwrap();
     let a = full.captured[0].squeeze(0).unwrap();
     let b = gen.residuals[0].narrow(0, 0, input.ids.len()).unwrap();
-    let d = (a - b)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap();
+    let d = max_abs_diff(&a, &b);
     assert!(d < 1e-3, "{d}");
     // The convenience path agrees.
     let cap = llava.caption(&img, "describe this image", 6).unwrap();
@@ -172,14 +177,7 @@ fn timed_generation_counts_its_steps_and_generates_the_same() {
     for _ in 0..2 {
         let timed = llava.generate_timed(&input, 6, &cap, &mut t).unwrap();
         assert_eq!(timed.generated_ids, plain.generated_ids);
-        let d = (&timed.residuals[0] - &plain.residuals[0])
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
+        let d = max_abs_diff(&timed.residuals[0], &plain.residuals[0]);
         assert_eq!(d, 0.0);
     }
     // Two generations of six tokens: one prefill and five decode steps each.
@@ -208,14 +206,7 @@ fn batched_image_features_match_one_image_at_a_time() {
     for (px, f) in pixels.iter().zip(&feats) {
         let alone = llava.model.encode_images(px).unwrap();
         assert_eq!(f.dims(), alone.dims());
-        let d = (f - &alone)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
+        let d = max_abs_diff(f, &alone);
         assert!(d < 1e-5, "{d:e}");
         let a = llava.prepare("describe this image", Some(px)).unwrap();
         let b = llava
