@@ -55,6 +55,13 @@ enum Cmd {
 }
 
 fn main() -> Result<()> {
+    // candle sizes its CPU matrix products by `RAYON_NUM_THREADS` and, when it is unset, by the CPUs
+    // it finds itself, which in a container can be the host's (see crates/coxlmm/src/main.rs): set it
+    // to the cores this process may use before any thread exists.
+    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        let n = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+        std::env::set_var("RAYON_NUM_THREADS", n.to_string());
+    }
     match Cli::parse().cmd {
         Cmd::BenchSnmf(a) => bench_snmf::run(a),
         Cmd::TinyLlava(a) => tiny_llava::run(a),

@@ -30,6 +30,9 @@ struct Cli {
     /// Worker threads (default: all cores).
     #[arg(long, global = true)]
     threads: Option<usize>,
+    /// Threads of each model matrix product (candle's CPU backend; default: the worker threads).
+    #[arg(long, global = true)]
+    model_threads: Option<usize>,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -63,6 +66,20 @@ struct RunArgs {
 
 fn main() {
     let cli = Cli::parse();
+    // Thread counts are settled before any other thread exists. candle sizes its matrix products by
+    // `RAYON_NUM_THREADS` (read at each product) and, when it is unset, by the CPUs it finds itself,
+    // which in a container can be the host's: on this project's 2-core machine that oversubscription
+    // made the demo's extraction 5× slower (41 s against 8 s). So the variable is always set; rayon's
+    // own pool is built with an explicit count.
+    let env_threads = std::env::var("RAYON_NUM_THREADS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|&n| n > 0);
+    let workers = cli.threads.or(env_threads).unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    });
+    let model_threads = cli.model_threads.unwrap_or(workers).max(1);
+    std::env::set_var("RAYON_NUM_THREADS", model_threads.to_string());
     let level = match cli.verbose {
         0 => "warn",
         1 => "info",
@@ -74,10 +91,8 @@ fn main() {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
-    if let Some(n) = cli.threads {
-        if let Err(e) = rayon_threads(n) {
-            eprintln!("warning: could not set {n} threads: {e}");
-        }
+    if let Err(e) = rayon_threads(workers) {
+        eprintln!("warning: could not set {workers} threads: {e}");
     }
     let result = match cli.cmd {
         Cmd::Learn(a) => learn::run(a),
