@@ -271,14 +271,7 @@ fn training_path_is_differentiable_and_matches_inference() {
         m.forward(&ids_t, Some(&f), &cap, Logits::All).unwrap()
     };
     let (a, b) = (run(&model), run(&reference));
-    let d = (a.logits.as_ref().unwrap() - b.logits.as_ref().unwrap())
-        .unwrap()
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap();
+    let d = max_abs_diff(a.logits.as_ref().unwrap(), b.logits.as_ref().unwrap());
     eprintln!("differentiable vs fused path: max |diff| = {d:e}");
     assert!(d < 1e-4);
 

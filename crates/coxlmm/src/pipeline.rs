@@ -450,6 +450,16 @@ pub struct SplitData {
     pub samples: Vec<SampleRecord>,
 }
 
+impl SplitData {
+    /// The image path of every sample, in row order.
+    pub fn image_paths(&self) -> Vec<PathBuf> {
+        self.samples
+            .iter()
+            .map(|r| PathBuf::from(&r.image))
+            .collect()
+    }
+}
+
 pub fn load_split(dir: &RunDir, split: &str, layer: &str) -> Result<SplitData> {
     let store = dir.store(split);
     let run = read_run(&store, Some(layer))?;
@@ -643,11 +653,7 @@ fn evaluate(
                     mm.bertscore_top1_rnd_words = bert.top1(&rnd, &refs)?;
                 }
                 if clip.available() {
-                    let images: Vec<PathBuf> = test
-                        .samples
-                        .iter()
-                        .map(|r| PathBuf::from(&r.image))
-                        .collect();
+                    let images = test.image_paths();
                     let (t1, t3) = clip.test_scores(&images, &codes, k, &g.words)?;
                     mm.clipscore_top1 = t1;
                     mm.clipscore_top3 = t3;
@@ -746,11 +752,7 @@ fn noise_imgs(
         );
     }
     if clip.available() {
-        let images: Vec<PathBuf> = test
-            .samples
-            .iter()
-            .map(|r| PathBuf::from(&r.image))
-            .collect();
+        let images = test.image_paths();
         if let (Some(t1), _) = clip.test_scores(&images, &codes, k, &g.words)? {
             out.references.insert(
                 "clipscore_top1_noise_imgs".into(),
