@@ -124,13 +124,6 @@ struct HookRow {
     ratio: f64,
 }
 
-fn load_avg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|| "?".into())
-}
-
 fn llava(dir: &Path, ignore_eos: bool) -> Result<Llava> {
     let mut l = Llava::load(dir.to_str().context("utf-8 path")?, &LoadOptions::default())?;
     if ignore_eos {
@@ -304,7 +297,7 @@ pub fn run(a: Args) -> Result<()> {
     let date = String::from_utf8_lossy(&Command::new("date").arg("-u").output()?.stdout)
         .trim()
         .to_string();
-    let load_start = load_avg();
+    let load_start = crate::load_avg();
     let t_all = Instant::now();
 
     let work = root.join("target/bench-extract");
@@ -362,7 +355,7 @@ pub fn run(a: Args) -> Result<()> {
         };
         hooks.push(hook_overhead(case, &images[..n_hook], a.hook_reps)?);
     }
-    let load_end = load_avg();
+    let load_end = crate::load_avg();
     let wall = t_all.elapsed().as_secs_f64();
 
     let md = render(&a, &runs, &hooks, &date, &load_start, &load_end, wall);

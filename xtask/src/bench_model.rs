@@ -127,10 +127,11 @@ fn bench(size: Size, name: &'static str, a: &Args, dir: &Path) -> Result<Row> {
 }
 
 pub fn run(a: Args) -> Result<()> {
-    let load_avg = std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .and_then(|s| s.split_whitespace().next().map(str::to_string))
-        .unwrap_or_else(|| "?".into());
+    let load_avg = crate::load_avg()
+        .split_whitespace()
+        .next()
+        .unwrap_or("?")
+        .to_string();
     let work = tempfile_dir()?;
     let mut rows = Vec::new();
     for (size, name) in [(Size::Tiny, "tiny"), (Size::Mid, "mid")] {

@@ -83,6 +83,14 @@ pub fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
+/// The 1-, 5- and 15-minute load averages (`/proc/loadavg`), or `?`, for benchmark reports.
+pub fn load_avg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|| "?".into())
+}
+
 /// `cargo build --release -p coxlmm` in `root` (bench-extract and reproduce run the release CLI
 /// as a separate process).
 pub fn build_coxlmm_release(root: &Path) -> Result<()> {
