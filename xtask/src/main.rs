@@ -58,11 +58,16 @@ fn main() -> Result<()> {
     // candle sizes its CPU matrix products by `RAYON_NUM_THREADS` and, when it is unset, by the CPUs
     // it finds itself, which in a container can be the host's (see crates/coxlmm/src/main.rs): set it
     // to the cores this process may use before any thread exists.
+    // train-synth's parallelism is its data-parallel workers, each running candle on one thread.
+    let cli = Cli::parse();
     if std::env::var_os("RAYON_NUM_THREADS").is_none() {
-        let n = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+        let n = match &cli.cmd {
+            Cmd::TrainSynth(_) => 1,
+            _ => std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
+        };
         std::env::set_var("RAYON_NUM_THREADS", n.to_string());
     }
-    match Cli::parse().cmd {
+    match cli.cmd {
         Cmd::BenchSnmf(a) => bench_snmf::run(a),
         Cmd::TinyLlava(a) => tiny_llava::run(a),
         Cmd::BenchModel(a) => bench_model::run(a),

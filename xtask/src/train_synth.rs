@@ -11,8 +11,9 @@ pub struct Args {
     /// Output checkpoint directory (created if needed; files in it are overwritten).
     #[arg(long, default_value = "crates/cox-synth/assets/tiny-llava-synth")]
     out: PathBuf,
-    /// Optimiser steps (an upper bound when --minutes is given).
-    #[arg(long, default_value_t = 3000)]
+    /// Captioning steps (an upper bound when --minutes is given). The defaults of every option
+    /// are the committed checkpoint's recipe.
+    #[arg(long, default_value_t = 4500)]
     steps: usize,
     /// Seed of the initial weights and the training scenes.
     #[arg(long, default_value_t = 0)]
@@ -50,9 +51,25 @@ pub struct Args {
     /// Warmup steps (default: steps/20, within 10..=200).
     #[arg(long)]
     warmup: Option<usize>,
-    /// Curriculum: one-object scenes for the first this many steps.
-    #[arg(long, default_value_t = 0)]
+    /// Curriculum: one-object scenes for the first this many captioning steps.
+    #[arg(long, default_value_t = 400)]
     single_object_steps: usize,
+    /// Data-parallel workers (threads; each step's batch is split between them, same gradient).
+    /// Default: the cores this process may use. candle itself runs single-threaded here unless
+    /// RAYON_NUM_THREADS says otherwise.
+    #[arg(long)]
+    workers: Option<usize>,
+    /// Steps of vision pretraining before captioning: the tower and projector learn each layout
+    /// cell's shape, colour and size through temporary heads (cox_train::pretrain).
+    #[arg(long, default_value_t = 1500)]
+    vision_pretrain_steps: usize,
+    /// Scenes per vision pretraining step.
+    #[arg(long, default_value_t = 64)]
+    vision_pretrain_batch: usize,
+    /// Keep the vision tower fixed while captioning (as LLaVA-1.5 keeps CLIP); meant to follow
+    /// vision pretraining.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    freeze_vision: bool,
     /// Held-out test scenes to evaluate after training (0: skip).
     #[arg(long, default_value_t = 200)]
     eval: usize,
@@ -76,15 +93,26 @@ pub fn run(a: Args) -> Result<()> {
         vision_width: a.vision_width,
         vision_layers: a.vision_layers,
         single_object_steps: a.single_object_steps,
+        workers: a.workers.unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map_or(1, std::num::NonZeroUsize::get)
+                .min(a.batch.max(1))
+        }),
+        vision_pretrain_steps: a.vision_pretrain_steps,
+        vision_pretrain_batch: a.vision_pretrain_batch,
+        freeze_vision: a.freeze_vision,
         ..TrainConfig::default()
     };
     tc.validate()?;
     let mut trainer =
         Trainer::new(&a.out, &tc).with_context(|| format!("preparing {}", a.out.display()))?;
     eprintln!(
-        "training {} parameters into {}",
+        "training {} parameters into {} ({} worker{}, candle threads {})",
         trainer.parameters(),
-        a.out.display()
+        a.out.display(),
+        tc.workers,
+        if tc.workers == 1 { "" } else { "s" },
+        std::env::var("RAYON_NUM_THREADS").unwrap_or_default()
     );
     let report = trainer.train(&tc)?;
     let mut command = format!(
@@ -100,6 +128,14 @@ pub fn run(a: Args) -> Result<()> {
         a.vision_layers,
         a.single_object_steps
     );
+    command.push_str(&format!(" --workers {}", tc.workers));
+    command.push_str(&format!(" --freeze-vision {}", a.freeze_vision));
+    if a.vision_pretrain_steps > 0 {
+        command.push_str(&format!(
+            " --vision-pretrain-steps {} --vision-pretrain-batch {}",
+            a.vision_pretrain_steps, a.vision_pretrain_batch
+        ));
+    }
     if let Some(m) = a.minutes {
         command.push_str(&format!(" --minutes {m}"));
     }

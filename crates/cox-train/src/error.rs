@@ -35,6 +35,9 @@ pub enum TrainError {
     /// The thread that renders training batches stopped without sending the next one.
     #[error("the batch-rendering thread stopped unexpectedly")]
     BatchWorker,
+    /// The data-parallel worker threads could not be started.
+    #[error("could not start the training worker threads: {0}")]
+    Worker(String),
     /// Reading or writing a file failed.
     #[error("{path}: {source}")]
     Io {

@@ -3,7 +3,10 @@
 //! (CLIP vision tower, 2-layer GELU projector, Llama decoder — the llava-hf on-disk format, loaded
 //! by `cox_model::Llava::load` with no special case) to emit `cox_synth`'s canonical caption from
 //! the rendered scene: teacher forcing with cross-entropy on the answer tokens, AdamW with warmup
-//! and cosine decay, fresh seeded scenes every step. [`evaluate`] greedily captions held-out test
+//! and cosine decay, fresh seeded scenes every step, each step's batch split between
+//! data-parallel worker threads. An optional first stage ([`pretrain`]) stands in for CLIP's
+//! pretraining: the tower learns each layout cell's attributes through temporary heads, and the
+//! captioning stage can then keep it frozen, as LLaVA-1.5 does. [`evaluate`] greedily captions held-out test
 //! scenes and scores every attribute by parsing the caption with the canonical grammar. It owns
 //! the training recipe and the checkpoint writer; it never defines the world (cox-synth does) or
 //! the network (cox-model does), and it does no command-line parsing (xtask does).
@@ -27,6 +30,7 @@
 mod data;
 mod error;
 mod eval;
+pub mod pretrain;
 mod schedule;
 mod train;
 

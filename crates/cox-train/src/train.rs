@@ -5,17 +5,20 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use candle_core::backprop::GradStore;
 use candle_core::{DType, Device, Tensor, Var};
-use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarBuilder, VarMap};
+use candle_nn::{AdamW, Module, Optimizer, ParamsAdamW, VarBuilder, VarMap};
 use cox_model::testing::{init_varmap, write_tiny_llava, TinyConfig};
 use cox_model::{
     ImageProcessor, LlavaConfig, LlavaModel, LlavaTokenizer, Logits, ResidualCapture, WeightLayout,
 };
 use cox_synth::{generate_range, Split, SynthConfig};
+use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::data::{make_batch, model_config, Batch, PROMPT};
 use crate::error::{Result, TrainError};
+use crate::pretrain::{cell_features, make_cell_batch, shape_accuracy, CellBatch, CellHeads};
 use crate::schedule::lr_at;
 
 /// Training settings.
@@ -25,7 +28,8 @@ pub struct TrainConfig {
     pub seed: u64,
     /// Optimiser steps (an upper bound when `max_seconds` is set).
     pub steps: usize,
-    /// Wall-clock budget in seconds; after 20 steps the step count is shrunk to fit it.
+    /// Wall-clock budget in seconds of the whole run (vision pretraining included): after 20
+    /// captioning steps their count is shrunk to fit what is left of it.
     pub max_seconds: Option<f64>,
     /// Scenes per step (fresh scenes every step: scene `step * batch + j` of the train split).
     pub batch_size: usize,
@@ -62,6 +66,23 @@ pub struct TrainConfig {
     pub first_scene: u64,
     /// Log every this many steps.
     pub log_every: usize,
+    /// Data-parallel workers: each step's batch is split into this many shards of consecutive
+    /// scenes, whose forward and backward passes run on their own threads; the gradients are
+    /// combined weighted by answer tokens, so a step computes the same gradient as one pass over
+    /// the whole batch (to rounding). With more than one worker, run candle single-threaded
+    /// (`RAYON_NUM_THREADS=1`): the workers are the parallelism.
+    pub workers: usize,
+    /// Steps of the vision pretraining stage run before captioning (0: none; see
+    /// [`crate::pretrain`]): the tower and projector learn each layout cell's shape, colour and
+    /// size and the scene's background and texture through temporary linear heads, on train-split scenes after the ones captioning uses
+    /// (scene `first_scene + steps·batch + i·vision_pretrain_batch ..` at pretraining step `i`), with the same peak
+    /// learning rate, warmup and cosine decay.
+    pub vision_pretrain_steps: usize,
+    /// Scenes per vision pretraining step.
+    pub vision_pretrain_batch: usize,
+    /// Keep the vision tower fixed while captioning, as LLaVA-1.5 keeps its CLIP tower (only the
+    /// projector and the decoder learn from captions); meant to follow vision pretraining.
+    pub freeze_vision: bool,
 }
 
 impl Default for TrainConfig {
@@ -86,6 +107,10 @@ impl Default for TrainConfig {
             first_scene: 0,
             save_every: 250,
             log_every: 10,
+            workers: 1,
+            vision_pretrain_steps: 0,
+            vision_pretrain_batch: 64,
+            freeze_vision: false,
         }
     }
 }
@@ -105,6 +130,28 @@ impl TrainConfig {
         }
         if self.batch_size == 0 {
             return bad("batch_size", "0".into(), "at least 1");
+        }
+        if self.vision_pretrain_steps > 0 && (self.image_size / self.patch_size) % 3 != 0 {
+            return bad(
+                "patch_size",
+                self.patch_size.to_string(),
+                "with vision pretraining, a patch grid (image_size / patch_size per side) that is a \
+                 multiple of 3, so that patches tile the world's 3 × 3 layout cells",
+            );
+        }
+        if self.vision_pretrain_steps > 0 && self.vision_pretrain_batch < self.workers {
+            return bad(
+                "vision_pretrain_batch",
+                self.vision_pretrain_batch.to_string(),
+                "at least the number of workers",
+            );
+        }
+        if self.workers == 0 || self.workers > self.batch_size {
+            return bad(
+                "workers",
+                self.workers.to_string(),
+                "1..=batch_size (each worker needs at least one scene)",
+            );
         }
         if !(self.lr > 0.0 && self.lr.is_finite()) {
             return bad("lr", self.lr.to_string(), "a positive number");
@@ -173,6 +220,11 @@ pub struct TrainReport {
     pub curve: Vec<LossPoint>,
     /// Number of trained parameters.
     pub parameters: usize,
+    /// The vision pretraining stage's curve (empty without one); its `loss` is the mean of the
+    /// five attribute cross-entropies.
+    pub pretrain_curve: Vec<LossPoint>,
+    /// The vision pretraining stage's wall time in seconds.
+    pub pretrain_seconds: f64,
 }
 
 /// A model under training: the architecture, its variables and the text side.
@@ -189,6 +241,9 @@ pub struct Trainer {
     pub tokenizer: LlavaTokenizer,
     /// The image processor.
     pub processor: ImageProcessor,
+    /// Whether [`Trainer::loss`] treats the vision tower as fixed (set from
+    /// [`TrainConfig::freeze_vision`] by [`Trainer::train`]).
+    pub freeze_vision: bool,
     dir: PathBuf,
 }
 
@@ -222,6 +277,7 @@ impl Trainer {
             model,
             tokenizer,
             processor,
+            freeze_vision: false,
             dir: dir.to_path_buf(),
         })
     }
@@ -244,9 +300,52 @@ impl Trainer {
         )
     }
 
+    /// The batch of scenes `first..first + n` split into `shards` batches of consecutive scenes
+    /// (sizes differ by at most one), one per data-parallel worker.
+    pub fn shards_of(
+        &self,
+        world: &SynthConfig,
+        seed: u64,
+        first: u64,
+        n: usize,
+        shards: usize,
+    ) -> Result<Vec<Batch>> {
+        let mut out = Vec::with_capacity(shards);
+        let mut start = first;
+        for len in split_sizes(n, shards) {
+            out.push(self.batch_of(world, seed, start, len)?);
+            start += len as u64;
+        }
+        Ok(out)
+    }
+
+    /// The mean cross-entropy over all answer tokens of `shards` and its gradients: each shard's
+    /// forward and backward pass runs on a thread of `pool` (or here, without one), and the
+    /// per-shard losses and gradients are combined with weights `n_targets / total`, which is
+    /// exactly the loss and gradient of one pass over the concatenated batch (right padding
+    /// differs between shards, but causal attention keeps it from the answer positions).
+    pub fn loss_and_grads(
+        &self,
+        shards: &[Batch],
+        pool: Option<&rayon::ThreadPool>,
+    ) -> Result<(f32, GradStore)> {
+        let vars = self.varmap.all_vars();
+        let (loss, grads, _) = parallel_grads(shards, pool, &vars, |b| {
+            Ok((self.loss(b)?, b.n_targets, 0.0))
+        })?;
+        Ok((loss, grads))
+    }
+
     /// Mean cross-entropy of the batch's answer tokens under teacher forcing.
     pub fn loss(&self, batch: &Batch) -> Result<Tensor> {
-        let feats = self.model.encode_images(&batch.pixels)?;
+        let feats = if self.freeze_vision {
+            // No gradient flows into the tower: its features are constants to the projector.
+            let enc = self.model.image_encoder();
+            let fixed = enc.vision_features(&batch.pixels)?.detach();
+            enc.projector().forward(&fixed)?
+        } else {
+            self.model.encode_images(&batch.pixels)?
+        };
         let out = self.model.forward(
             &batch.ids,
             Some(&feats),
@@ -261,6 +360,105 @@ impl Trainer {
             .reshape((b * s, v))?
             .index_select(&batch.positions, 0)?;
         Ok(candle_nn::loss::cross_entropy(&sel, &batch.targets)?)
+    }
+
+    /// The vision pretraining loss of a batch (see [`crate::pretrain`]) and the heads' shape
+    /// accuracy on its occupied cells.
+    pub fn pretrain_loss(&self, heads: &CellHeads, batch: &CellBatch) -> Result<(Tensor, f32)> {
+        let tokens = self.model.encode_images(&batch.pixels)?;
+        let (loss, shape_logits) = heads.loss(&cell_features(&tokens)?, &tokens.mean(1)?, batch)?;
+        Ok((loss, shape_accuracy(&shape_logits, batch)?))
+    }
+
+    /// The vision tower's and projector's variables (what vision pretraining trains).
+    pub fn vision_vars(&self) -> Vec<Var> {
+        self.vars_with_prefix(&["vision_tower.", "multi_modal_projector."])
+    }
+
+    /// The vision tower's variables (what [`TrainConfig::freeze_vision`] keeps fixed).
+    pub fn tower_vars(&self) -> Vec<Var> {
+        self.vars_with_prefix(&["vision_tower."])
+    }
+
+    fn vars_with_prefix(&self, prefixes: &[&str]) -> Vec<Var> {
+        let data = self.varmap.data().lock().expect("varmap lock");
+        let mut named: Vec<(&String, &Var)> = data
+            .iter()
+            .filter(|(k, _)| prefixes.iter().any(|p| k.starts_with(p)))
+            .collect();
+        named.sort_by(|a, b| a.0.cmp(b.0));
+        named.into_iter().map(|(_, v)| v.clone()).collect()
+    }
+
+    /// Runs the vision pretraining stage of `tc` (`tc.vision_pretrain_steps` steps; nothing when
+    /// 0) and returns its curve, also written to `vision_pretrain_curve.csv`.
+    pub fn pretrain_vision(&self, tc: &TrainConfig) -> Result<Vec<LossPoint>> {
+        let total = tc.vision_pretrain_steps;
+        if total == 0 {
+            return Ok(Vec::new());
+        }
+        tc.validate()?;
+        let heads = CellHeads::new(self.cfg.text_config.hidden_size, tc.seed)?;
+        let mut vars = self.vision_vars();
+        vars.extend(heads.varmap.all_vars());
+        let mut opt = adamw(&vars, tc)?;
+        let pool = worker_pool(tc.workers)?;
+        let world = SynthConfig {
+            image_size: tc.world_size,
+            ..SynthConfig::default()
+        };
+        let first = tc.first_scene + (tc.steps * tc.batch_size) as u64;
+        let per_step = tc.vision_pretrain_batch;
+        let produce = |step: usize| -> Result<Vec<CellBatch>> {
+            let start = first + (step * per_step) as u64;
+            let scenes = generate_range(
+                &world,
+                tc.seed,
+                Split::Train,
+                start..start + per_step as u64,
+            )?;
+            let per = split_sizes(scenes.len(), tc.workers);
+            let mut out = Vec::with_capacity(per.len());
+            let mut at = 0;
+            for n in per {
+                out.push(make_cell_batch(
+                    &self.processor,
+                    &scenes[at..at + n],
+                    &Device::Cpu,
+                )?);
+                at += n;
+            }
+            Ok(out)
+        };
+        let start = Instant::now();
+        let warmup = tc.warmup.min(total / 10).max(1);
+        let curve = pipelined(total, produce, |batches| {
+            let mut curve = Vec::with_capacity(total);
+            for step in 0..total {
+                let lr = lr_at(step, warmup, total, tc.lr, tc.lr_floor);
+                opt.set_learning_rate(lr);
+                let shards = batches.recv().map_err(|_| TrainError::BatchWorker)??;
+                let (loss_v, mut grads, acc) =
+                    parallel_grads(&shards, pool.as_ref(), &vars, |b| {
+                        let (l, acc) = self.pretrain_loss(&heads, b)?;
+                        Ok((l, b.scenes, acc))
+                    })?;
+                let point =
+                    optimiser_step(&mut opt, &mut grads, &vars, tc, (step, lr, loss_v), start)?;
+                let (norm, elapsed) = (point.grad_norm, point.elapsed_s);
+                curve.push(point);
+                if tc.log_every > 0 && (step % tc.log_every == 0 || step + 1 == total) {
+                    tracing::info!(step, total, loss = loss_v, shape_accuracy = acc, elapsed);
+                    eprintln!(
+                        "vision {step:5}/{total} loss {loss_v:.4} shape acc {:.1} % lr {lr:.2e} |g| {norm:.3} {elapsed:.0}s",
+                        100.0 * acc
+                    );
+                }
+            }
+            Ok(curve)
+        })?;
+        write_curve_named(&self.dir, "vision_pretrain_curve.csv", &curve)?;
+        Ok(curve)
     }
 
     /// The number of trained parameters.
@@ -286,52 +484,55 @@ impl Trainer {
     /// `save_every` steps and at the end, and `loss_curve.csv` next to it.
     pub fn train(&mut self, tc: &TrainConfig) -> Result<TrainReport> {
         tc.validate()?;
-        // Batches are rendered one step ahead on a second thread (scene rendering and image
-        // preprocessing overlap the forward and backward passes).
-        let (tx, batches) = std::sync::mpsc::sync_channel::<Result<Batch>>(2);
+        self.freeze_vision = tc.freeze_vision;
+        let pre_start = Instant::now();
+        let pretrain_curve = self.pretrain_vision(tc)?;
+        let pretrain_seconds = pre_start.elapsed().as_secs_f64();
         let this: &Trainer = self;
-        std::thread::scope(|scope| {
-            scope.spawn(move || {
-                for step in 0..tc.steps {
-                    let world = SynthConfig {
-                        image_size: tc.world_size,
-                        max_objects: if step < tc.single_object_steps {
-                            1
-                        } else {
-                            SynthConfig::default().max_objects
-                        },
-                        ..SynthConfig::default()
-                    };
-                    let first = tc.first_scene + (step * tc.batch_size) as u64;
-                    let batch = this.batch_of(&world, tc.seed, first, tc.batch_size);
-                    let failed = batch.is_err();
-                    // The receiver is gone once training stops early (time budget or error).
-                    if tx.send(batch).is_err() || failed {
-                        break;
-                    }
-                }
-            });
-            let report = this.train_loop(tc, &batches);
-            drop(batches);
-            report
-        })
+        let produce = |step: usize| -> Result<Vec<Batch>> {
+            let world = SynthConfig {
+                image_size: tc.world_size,
+                max_objects: if step < tc.single_object_steps {
+                    1
+                } else {
+                    SynthConfig::default().max_objects
+                },
+                ..SynthConfig::default()
+            };
+            let first = tc.first_scene + (step * tc.batch_size) as u64;
+            this.shards_of(&world, tc.seed, first, tc.batch_size, tc.workers)
+        };
+        let mut report = pipelined(tc.steps, produce, |batches| {
+            this.train_loop(tc, batches, pretrain_seconds)
+        })?;
+        report.pretrain_curve = pretrain_curve;
+        report.pretrain_seconds = pretrain_seconds;
+        Ok(report)
     }
 
     /// The optimisation loop of [`Trainer::train`], fed with batches by its render thread.
     fn train_loop(
         &self,
         tc: &TrainConfig,
-        batches: &std::sync::mpsc::Receiver<Result<Batch>>,
+        batches: &std::sync::mpsc::Receiver<Result<Vec<Batch>>>,
+        spent_s: f64,
     ) -> Result<TrainReport> {
-        let vars: Vec<Var> = self.varmap.all_vars();
-        let mut opt = AdamW::new(
-            vars.clone(),
-            ParamsAdamW {
-                lr: tc.lr,
-                weight_decay: tc.weight_decay,
-                ..ParamsAdamW::default()
-            },
-        )?;
+        let pool = worker_pool(tc.workers)?;
+        let vars: Vec<Var> = if tc.freeze_vision {
+            let tower: Vec<Var> = self.tower_vars();
+            self.varmap
+                .all_vars()
+                .into_iter()
+                .filter(|v| {
+                    !tower
+                        .iter()
+                        .any(|t| t.as_tensor().id() == v.as_tensor().id())
+                })
+                .collect()
+        } else {
+            self.varmap.all_vars()
+        };
+        let mut opt = adamw(&vars, tc)?;
         let mut total = tc.steps;
         let start = Instant::now();
         let mut curve = Vec::with_capacity(total);
@@ -341,37 +542,11 @@ impl Trainer {
             let warmup = tc.warmup.min(total / 10).max(1);
             let lr = lr_at(step, warmup, total, tc.lr, tc.lr_floor);
             opt.set_learning_rate(lr);
-            let batch = batches.recv().map_err(|_| TrainError::BatchWorker)??;
-            let loss = self.loss(&batch)?;
-            let loss_v = loss.to_scalar::<f32>()?;
-            if !loss_v.is_finite() {
-                return Err(TrainError::Diverged { step, loss: loss_v });
-            }
-            let mut grads = loss.backward()?;
-            let mut sq = 0f32;
-            for v in &vars {
-                if let Some(g) = grads.get(v.as_tensor()) {
-                    sq += g.sqr()?.sum_all()?.to_scalar::<f32>()?;
-                }
-            }
-            let norm = sq.sqrt();
-            if norm as f64 > tc.clip_norm {
-                let scale = tc.clip_norm / norm as f64;
-                for v in &vars {
-                    if let Some(g) = grads.remove(v.as_tensor()) {
-                        grads.insert(v.as_tensor(), (g * scale)?);
-                    }
-                }
-            }
-            opt.step(&grads)?;
-            let elapsed = start.elapsed().as_secs_f64();
-            curve.push(LossPoint {
-                step,
-                lr,
-                loss: loss_v,
-                grad_norm: norm,
-                elapsed_s: elapsed,
-            });
+            let shards = batches.recv().map_err(|_| TrainError::BatchWorker)??;
+            let (loss_v, mut grads) = self.loss_and_grads(&shards, pool.as_ref())?;
+            let point = optimiser_step(&mut opt, &mut grads, &vars, tc, (step, lr, loss_v), start)?;
+            let (norm, elapsed) = (point.grad_norm, point.elapsed_s);
+            curve.push(point);
             if tc.log_every > 0 && (step % tc.log_every == 0 || step + 1 == total) {
                 tracing::info!(step, total, loss = loss_v, lr, grad_norm = norm, elapsed);
                 eprintln!(
@@ -382,9 +557,12 @@ impl Trainer {
             if step == 20 {
                 if let Some(budget) = tc.max_seconds {
                     let per_step = elapsed / 20.0;
-                    let fit = (budget / per_step).floor() as usize;
+                    let fit = ((budget - spent_s).max(0.0) / per_step).floor() as usize;
                     total = total.min(fit.max(step));
-                    eprintln!("{per_step:.3} s/step: {total} steps fit the {budget:.0} s budget");
+                    eprintln!(
+                        "{per_step:.3} s/step: {total} captioning steps fit the {budget:.0} s budget \
+                         ({spent_s:.0} s went to vision pretraining)"
+                    );
                 }
             }
             if tc.save_every > 0 && step % tc.save_every == 0 && step < total {
@@ -404,13 +582,176 @@ impl Trainer {
             final_loss,
             curve,
             parameters: self.parameters(),
+            pretrain_curve: Vec::new(),
+            pretrain_seconds: 0.0,
         })
     }
 }
 
+/// The data-parallel worker threads (none for one worker: the caller's thread does the work).
+fn worker_pool(workers: usize) -> Result<Option<rayon::ThreadPool>> {
+    if workers <= 1 {
+        return Ok(None);
+    }
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(workers)
+        .thread_name(|i| format!("cox-train-worker-{i}"))
+        .build()
+        .map(Some)
+        .map_err(|e| TrainError::Worker(e.to_string()))
+}
+
+/// `n` items split into `parts` consecutive runs whose sizes differ by at most one.
+fn split_sizes(n: usize, parts: usize) -> Vec<usize> {
+    let parts = parts.clamp(1, n.max(1));
+    (0..parts)
+        .map(|i| n / parts + usize::from(i < n % parts))
+        .collect()
+}
+
+/// Runs `f` (loss, weight, a statistic) on every shard — on the threads of `pool` when there is
+/// one — and back-propagates each loss; returns the weighted mean loss, the weighted sum of the
+/// gradients of `vars` (weights `weight / Σ weight`) and the weighted mean statistic. For losses
+/// that are means over `weight` items this is the loss and gradient of the whole batch.
+fn parallel_grads<B: Sync>(
+    shards: &[B],
+    pool: Option<&rayon::ThreadPool>,
+    vars: &[Var],
+    f: impl Fn(&B) -> Result<(Tensor, usize, f32)> + Sync,
+) -> Result<(f32, GradStore, f32)> {
+    let one = |b: &B| -> Result<(f32, usize, f32, GradStore)> {
+        let (loss, weight, stat) = f(b)?;
+        let v = loss.to_scalar::<f32>()?;
+        Ok((v, weight, stat, loss.backward()?))
+    };
+    let parts: Vec<(f32, usize, f32, GradStore)> = match pool {
+        Some(pool) if shards.len() > 1 => {
+            pool.install(|| shards.par_iter().map(one).collect::<Result<_>>())?
+        }
+        _ => shards.iter().map(one).collect::<Result<_>>()?,
+    };
+    if parts.len() == 1 {
+        let (v, _, stat, g) = parts.into_iter().next().expect("one shard");
+        return Ok((v, g, stat));
+    }
+    let total: usize = parts.iter().map(|p| p.1).sum();
+    let mut parts = parts.into_iter();
+    let (v0, n0, s0, mut grads) = parts.next().expect("more than one shard");
+    let w0 = n0 as f64 / total as f64;
+    let (mut loss, mut stat) = (v0 as f64 * w0, s0 as f64 * w0);
+    for v in vars {
+        if let Some(g) = grads.remove(v.as_tensor()) {
+            grads.insert(v.as_tensor(), (g * w0)?);
+        }
+    }
+    for (vi, ni, si, gi) in parts {
+        let w = ni as f64 / total as f64;
+        loss += vi as f64 * w;
+        stat += si as f64 * w;
+        for v in vars {
+            let Some(g) = gi.get(v.as_tensor()) else {
+                continue;
+            };
+            let sum = match grads.remove(v.as_tensor()) {
+                Some(acc) => (acc + (g * w)?)?,
+                None => (g * w)?,
+            };
+            grads.insert(v.as_tensor(), sum);
+        }
+    }
+    Ok((loss as f32, grads, stat as f32))
+}
+
+/// AdamW over `vars` with `tc`'s peak learning rate and weight decay (β = 0.9/0.999).
+fn adamw(vars: &[Var], tc: &TrainConfig) -> Result<AdamW> {
+    Ok(AdamW::new(
+        vars.to_vec(),
+        ParamsAdamW {
+            lr: tc.lr,
+            weight_decay: tc.weight_decay,
+            ..ParamsAdamW::default()
+        },
+    )?)
+}
+
+/// One optimiser update after a step's loss `loss` and gradients: refuses a non-finite loss, clips
+/// the gradients of `vars` to `tc.clip_norm`, steps `opt`, and returns the step's curve point.
+fn optimiser_step(
+    opt: &mut AdamW,
+    grads: &mut GradStore,
+    vars: &[Var],
+    tc: &TrainConfig,
+    (step, lr, loss): (usize, f64, f32),
+    start: Instant,
+) -> Result<LossPoint> {
+    if !loss.is_finite() {
+        return Err(TrainError::Diverged { step, loss });
+    }
+    let grad_norm = clip_gradients(grads, vars, tc.clip_norm)?;
+    opt.step(grads)?;
+    Ok(LossPoint {
+        step,
+        lr,
+        loss,
+        grad_norm,
+        elapsed_s: start.elapsed().as_secs_f64(),
+    })
+}
+
+/// Scales the gradients of `vars` so that their global norm is at most `clip`; returns the norm
+/// before clipping.
+fn clip_gradients(grads: &mut GradStore, vars: &[Var], clip: f64) -> Result<f32> {
+    let mut sq = 0f32;
+    for v in vars {
+        if let Some(g) = grads.get(v.as_tensor()) {
+            sq += g.sqr()?.sum_all()?.to_scalar::<f32>()?;
+        }
+    }
+    let norm = sq.sqrt();
+    if norm as f64 > clip {
+        let scale = clip / norm as f64;
+        for v in vars {
+            if let Some(g) = grads.remove(v.as_tensor()) {
+                grads.insert(v.as_tensor(), (g * scale)?);
+            }
+        }
+    }
+    Ok(norm)
+}
+
+/// Runs `consume` on a channel fed by `produce(0..steps)` on a second thread, one step ahead
+/// (scene rendering and preprocessing overlap the forward and backward passes). The producer stops
+/// at its first error (which it sends) or when `consume` returns and drops the channel.
+fn pipelined<T: Send, R>(
+    steps: usize,
+    produce: impl Fn(usize) -> Result<T> + Send,
+    consume: impl FnOnce(&std::sync::mpsc::Receiver<Result<T>>) -> Result<R>,
+) -> Result<R> {
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Result<T>>(2);
+    std::thread::scope(|scope| {
+        scope.spawn(move || {
+            for step in 0..steps {
+                let item = produce(step);
+                let failed = item.is_err();
+                if tx.send(item).is_err() || failed {
+                    break;
+                }
+            }
+        });
+        let out = consume(&rx);
+        drop(rx);
+        out
+    })
+}
+
 /// Writes `loss_curve.csv` (`step,lr,loss,grad_norm,elapsed_s`) into `dir`.
 pub fn write_curve(dir: &Path, curve: &[LossPoint]) -> Result<()> {
-    let path = dir.join("loss_curve.csv");
+    write_curve_named(dir, "loss_curve.csv", curve)
+}
+
+/// Writes a curve like [`write_curve`] under the file name `name`.
+fn write_curve_named(dir: &Path, name: &str, curve: &[LossPoint]) -> Result<()> {
+    let path = dir.join(name);
     let mut s = String::from("step,lr,loss,grad_norm,elapsed_s\n");
     for p in curve {
         s.push_str(&format!(
@@ -476,9 +817,9 @@ pub fn write_training_note(
          - Optimiser: AdamW (β = 0.9/0.999, weight decay {wd}), peak learning rate {lr}, {warm} warmup steps, cosine \
          decay to {floor}× the peak, gradient-norm clip {clip}; weights initialised by \
          `cox_model::testing::init_varmap` with seed {seed}.\n\
-         - Steps: {steps}; wall time {secs:.0} s on the development machine (2 shared CPU cores); final loss \
+         - Steps: {steps}; wall time {secs:.0} s on the development machine (2 CPU cores); final loss \
          (mean of the last 20 steps) {fl:.4}.\n\
-         - Loss curve: `loss_curve.csv` (`step,lr,loss,grad_norm,elapsed_s`).\n\n",
+         - Loss curve: `loss_curve.csv` (`step,lr,loss,grad_norm,elapsed_s`).\n",
         bs = tc.batch_size,
         first = tc.first_scene,
         world = tc.world_size,
@@ -494,6 +835,36 @@ pub fn write_training_note(
         steps = report.steps,
         secs = report.seconds,
         fl = report.final_loss,
+    ));
+    if tc.vision_pretrain_steps > 0 {
+        s.push_str(&format!(
+            "- Vision pretraining (before captioning; `cox_train::pretrain`): {} steps of {} scenes (train-split scenes \
+             from {} on), temporary linear heads on each layout cell's image tokens trained with cross-entropy on the \
+             cell's shape, colour and size (\"empty\" a class of each) and on the scene's background and texture (from the \
+             mean of all image tokens), tower and projector trained, heads discarded; \
+             same optimiser and schedule; {:.0} s, final loss {:.4} (`vision_pretrain_curve.csv`).\n",
+            report.pretrain_curve.len(),
+            tc.vision_pretrain_batch,
+            tc.first_scene + (tc.steps * tc.batch_size) as u64,
+            report.pretrain_seconds,
+            report
+                .pretrain_curve
+                .iter()
+                .rev()
+                .take(20)
+                .map(|p| p.loss)
+                .sum::<f32>()
+                / report.pretrain_curve.len().clamp(1, 20) as f32,
+        ));
+    }
+    if tc.freeze_vision {
+        s.push_str(
+            "- Captioning keeps the vision tower fixed (as LLaVA-1.5 keeps CLIP): the projector and the decoder learn.\n",
+        );
+    }
+    s.push_str(&format!(
+        "- Data-parallel workers: {} (each step's batch split between threads; same gradient).\n\n",
+        tc.workers
     ));
     s.push_str(&format!("## Reproduce\n\n```sh\n{command}\n```\n\n"));
     s.push_str(
