@@ -488,6 +488,10 @@ impl Trainer {
         let pre_start = Instant::now();
         let pretrain_curve = self.pretrain_vision(tc)?;
         let pretrain_seconds = pre_start.elapsed().as_secs_f64();
+        if !pretrain_curve.is_empty() {
+            // A run stopped during captioning keeps the pretrained tower.
+            self.save()?;
+        }
         let this: &Trainer = self;
         let produce = |step: usize| -> Result<Vec<Batch>> {
             let world = SynthConfig {
