@@ -2,12 +2,11 @@
 //! `Resize(n_px, BICUBIC)` → `CenterCrop(n_px)` → RGB → `ToTensor()` → `Normalize(mean, std)`.
 //!
 //! * Resize: torchvision on a PIL image, i.e. the short side becomes `n_px` and the long side
-//!   `int(n_px * long / short)`, resampled by **a port of Pillow's `ImagingResample`** with its
-//!   bicubic filter (`a = −0.5`, support widened by the scale when downscaling, coefficients in
-//!   22-bit fixed point, horizontal pass first, 8-bit rounding and clipping between the passes).
-//!   On 8-bit RGB input the result is identical to Pillow's: the fixture test
-//!   (`tests/fixtures/preprocess/`, Pillow 13.0) finds 0 differing values on four images
-//!   (downscaled, upscaled, portrait with a half-pixel crop offset, high-frequency stripes).
+//!   `int(n_px * long / short)`, resampled by cox-model's **port of Pillow's `ImagingResample`**
+//!   with its bicubic filter ([`cox_model::resample`]). On 8-bit RGB input the result is
+//!   identical to Pillow's: the fixture test (`tests/fixtures/preprocess/`, Pillow 13.0) finds 0
+//!   differing values on four images (downscaled, upscaled, portrait with a half-pixel crop
+//!   offset, high-frequency stripes).
 //! * CenterCrop: torchvision's offsets `int(round((H − n_px) / 2))` (Python rounds halves to
 //!   even), zero padding when the image is smaller.
 //! * The image is converted to 8-bit RGB **before** resizing (the reference converts after). The
@@ -18,73 +17,15 @@
 //! Output: channel-first `[3, n_px, n_px]` f32, `(x / 255 − mean) / std` with CLIP's mean/std.
 
 use candle_core::{Device, Tensor};
+use cox_model::resample::{resize, Filter, ResizeBackend};
 use image::{DynamicImage, RgbImage};
 
 use crate::error::{ClipError, Result};
 
 pub use cox_model::processor::{CLIP_MEAN, CLIP_STD};
 
-/// Pillow's `PRECISION_BITS` (32 − 8 − 2).
-const PRECISION_BITS: u32 = 22;
-
-/// Pillow's bicubic kernel with `a = −0.5`.
-fn bicubic(x: f64) -> f64 {
-    const A: f64 = -0.5;
-    let x = x.abs();
-    if x < 1.0 {
-        ((A + 2.0) * x - (A + 3.0)) * x * x + 1.0
-    } else if x < 2.0 {
-        (((x - 5.0) * x + 8.0) * x - 4.0) * A
-    } else {
-        0.0
-    }
-}
-
-/// Pillow's `precompute_coeffs` + `normalize_coeffs_8bpc` for the full box `[0, in_size)`:
-/// per output pixel, the first source index, the number of taps, and fixed-point weights
-/// (`ksize` per output pixel).
-fn coeffs(in_size: usize, out_size: usize) -> (Vec<(usize, usize)>, Vec<i32>, usize) {
-    const SUPPORT: f64 = 2.0;
-    let scale = in_size as f64 / out_size as f64;
-    let filterscale = scale.max(1.0);
-    let support = SUPPORT * filterscale;
-    let ksize = support.ceil() as usize * 2 + 1;
-    let mut bounds = Vec::with_capacity(out_size);
-    let mut kk = vec![0i32; out_size * ksize];
-    let mut k = vec![0f64; ksize];
-    for xx in 0..out_size {
-        let center = (xx as f64 + 0.5) * scale;
-        let ss = 1.0 / filterscale;
-        // C's (int) truncates toward zero; the values are clamped to [0, in_size] right after.
-        let xmin = ((center - support + 0.5) as i64).max(0) as usize;
-        let xmax = ((center + support + 0.5) as i64).min(in_size as i64) as usize;
-        let n = xmax.saturating_sub(xmin);
-        let mut ww = 0.0;
-        for (x, kx) in k.iter_mut().enumerate().take(n) {
-            let w = bicubic((x as f64 + xmin as f64 - center + 0.5) * ss);
-            *kx = w;
-            ww += w;
-        }
-        for (x, &kx) in k.iter().enumerate().take(n) {
-            let w = if ww != 0.0 { kx / ww } else { kx };
-            let fixed = w * (1u32 << PRECISION_BITS) as f64;
-            kk[xx * ksize + x] = if w < 0.0 {
-                (-0.5 + fixed) as i32
-            } else {
-                (0.5 + fixed) as i32
-            };
-        }
-        bounds.push((xmin, n));
-    }
-    (bounds, kk, ksize)
-}
-
-/// Pillow's `clip8`: `clamp(v >> PRECISION_BITS, 0, 255)` with an arithmetic shift.
-fn clip8(v: i32) -> u8 {
-    (v >> PRECISION_BITS).clamp(0, 255) as u8
-}
-
-/// Resizes 8-bit RGB like Pillow's `Image.resize((w, h), Image.BICUBIC)`.
+/// Resizes 8-bit RGB like Pillow's `Image.resize((w, h), Image.BICUBIC)` (cox-model's
+/// integer-exact port of Pillow's resampler).
 ///
 /// ```
 /// use cox_clipscore::preprocess::resize_bicubic_pil;
@@ -94,63 +35,7 @@ fn clip8(v: i32) -> u8 {
 /// assert!(out.pixels().all(|p| p.0 == [10, 200, 30]));
 /// ```
 pub fn resize_bicubic_pil(img: &RgbImage, out_w: u32, out_h: u32) -> RgbImage {
-    let (in_w, in_h) = (img.width() as usize, img.height() as usize);
-    let (out_w, out_h) = (out_w as usize, out_h as usize);
-    if (in_w, in_h) == (out_w, out_h) {
-        return img.clone();
-    }
-    let src = img.as_raw();
-    let half = 1i32 << (PRECISION_BITS - 1);
-    let (vbounds, vk, vksize) = coeffs(in_h, out_h);
-    // Horizontal pass first, over the source rows the vertical pass will read.
-    let (tmp, tmp_w, row0) = if out_w != in_w {
-        let (hbounds, hk, hksize) = coeffs(in_w, out_w);
-        let first = vbounds[0].0;
-        let last = vbounds[out_h - 1].0 + vbounds[out_h - 1].1;
-        let rows = last - first;
-        let mut tmp = vec![0u8; rows * out_w * 3];
-        for r in 0..rows {
-            let y = r + first;
-            let line = &src[y * in_w * 3..(y + 1) * in_w * 3];
-            for (xx, &(xmin, n)) in hbounds.iter().enumerate() {
-                let k = &hk[xx * hksize..xx * hksize + n];
-                let mut acc = [half; 3];
-                for (x, &w) in k.iter().enumerate() {
-                    let p = (xmin + x) * 3;
-                    for c in 0..3 {
-                        acc[c] += i32::from(line[p + c]) * w;
-                    }
-                }
-                for c in 0..3 {
-                    tmp[(r * out_w + xx) * 3 + c] = clip8(acc[c]);
-                }
-            }
-        }
-        (tmp, out_w, first)
-    } else {
-        (src.to_vec(), in_w, 0)
-    };
-    if out_h == in_h {
-        return RgbImage::from_raw(tmp_w as u32, out_h as u32, tmp).expect("buffer size");
-    }
-    let mut out = vec![0u8; out_w * out_h * 3];
-    for (yy, &(ymin, n)) in vbounds.iter().enumerate() {
-        let k = &vk[yy * vksize..yy * vksize + n];
-        let ymin = ymin - row0;
-        for xx in 0..tmp_w {
-            let mut acc = [half; 3];
-            for (y, &w) in k.iter().enumerate() {
-                let p = ((ymin + y) * tmp_w + xx) * 3;
-                for c in 0..3 {
-                    acc[c] += i32::from(tmp[p + c]) * w;
-                }
-            }
-            for c in 0..3 {
-                out[(yy * out_w + xx) * 3 + c] = clip8(acc[c]);
-            }
-        }
-    }
-    RgbImage::from_raw(out_w as u32, out_h as u32, out).expect("buffer size")
+    resize(img, out_w, out_h, Filter::Bicubic, ResizeBackend::Pil)
 }
 
 /// torchvision's `Resize(n)` output size for an image `w × h`: `(new_w, new_h)`.

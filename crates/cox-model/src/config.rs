@@ -107,11 +107,20 @@ impl VisionConfig {
     }
 }
 
-/// RoPE scaling (`rope_scaling` of a Llama config).
+/// RoPE scaling (`rope_scaling` in transformers 4.x configs, the non-default `rope_type`s of
+/// `rope_parameters` in 5.x). The rope types LLaVA-family checkpoints use are implemented; any
+/// other type is refused by name when the configuration is parsed, never replaced by plain RoPE.
 #[derive(Debug, Clone, PartialEq)]
 pub enum RopeScaling {
     /// Positions divided by `factor` (equivalently, frequencies divided by `factor`).
     Linear {
+        /// The scaling factor.
+        factor: f64,
+    },
+    /// Dynamic NTK scaling: once a sequence is longer than `max_position_embeddings`, the base
+    /// grows to `θ·(factor·len/max − (factor − 1))^(d/(d−2))` (transformers'
+    /// `_compute_dynamic_ntk_parameters`); shorter sequences use plain RoPE.
+    Dynamic {
         /// The scaling factor.
         factor: f64,
     },
@@ -128,11 +137,24 @@ pub enum RopeScaling {
     },
 }
 
-impl Serialize for RopeScaling {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+/// The rope types [`RopeScaling`] implements, as named in configs (`default` is plain RoPE).
+pub const SUPPORTED_ROPE_TYPES: &[&str] = &["default", "linear", "dynamic", "llama3"];
+
+impl RopeScaling {
+    /// The config name of the rope type.
+    pub fn rope_type(&self) -> &'static str {
+        match self {
+            RopeScaling::Linear { .. } => "linear",
+            RopeScaling::Dynamic { .. } => "dynamic",
+            RopeScaling::Llama3 { .. } => "llama3",
+        }
+    }
+
+    /// The JSON fields of this scaling (with `rope_type`), as both config forms write them.
+    fn to_json_fields(&self) -> serde_json::Map<String, serde_json::Value> {
         let v = match self {
-            RopeScaling::Linear { factor } => {
-                serde_json::json!({"rope_type": "linear", "factor": factor})
+            RopeScaling::Linear { factor } | RopeScaling::Dynamic { factor } => {
+                serde_json::json!({"rope_type": self.rope_type(), "factor": factor})
             }
             RopeScaling::Llama3 {
                 factor,
@@ -147,39 +169,156 @@ impl Serialize for RopeScaling {
                 "original_max_position_embeddings": original_max_position_embeddings,
             }),
         };
-        v.serialize(s)
+        match v {
+            serde_json::Value::Object(m) => m,
+            _ => unreachable!("json! of an object literal"),
+        }
     }
-}
 
-impl<'de> Deserialize<'de> for RopeScaling {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        use serde::de::Error as _;
-        let v = serde_json::Value::deserialize(d)?;
-        let kind = v
-            .get("rope_type")
-            .or_else(|| v.get("type"))
-            .and_then(|t| t.as_str())
-            .ok_or_else(|| D::Error::custom("rope_scaling needs a \"rope_type\" or \"type\""))?;
-        let num = |k: &str| -> std::result::Result<f64, D::Error> {
-            v.get(k)
+    /// Parses a `rope_scaling` or `rope_parameters` object: `None` for plain RoPE
+    /// (`rope_type`/`type` `"default"` or absent), an error naming any unsupported type.
+    pub fn from_json(v: &serde_json::Value) -> std::result::Result<Option<Self>, String> {
+        let Some(obj) = v.as_object() else {
+            return Err(format!("expected an object, got {v}"));
+        };
+        let kind = match obj.get("rope_type").or_else(|| obj.get("type")) {
+            None => "default",
+            Some(t) => t
+                .as_str()
+                .ok_or_else(|| format!("rope_type must be a string, got {t}"))?,
+        };
+        let num = |k: &str| -> std::result::Result<f64, String> {
+            obj.get(k)
                 .and_then(|x| x.as_f64())
-                .ok_or_else(|| D::Error::custom(format!("rope_scaling of type {kind} needs {k}")))
+                .ok_or_else(|| format!("rope type {kind:?} needs a number {k:?}"))
         };
         match kind {
-            "linear" => Ok(RopeScaling::Linear {
+            "default" => Ok(None),
+            "linear" => Ok(Some(RopeScaling::Linear {
                 factor: num("factor")?,
-            }),
-            "llama3" => Ok(RopeScaling::Llama3 {
+            })),
+            "dynamic" => Ok(Some(RopeScaling::Dynamic {
+                factor: num("factor")?,
+            })),
+            "llama3" => Ok(Some(RopeScaling::Llama3 {
                 factor: num("factor")?,
                 low_freq_factor: num("low_freq_factor")?,
                 high_freq_factor: num("high_freq_factor")?,
                 original_max_position_embeddings: num("original_max_position_embeddings")? as usize,
-            }),
-            other => Err(D::Error::custom(format!(
-                "unsupported rope_scaling type {other:?} (supported: linear, llama3)"
-            ))),
+            })),
+            other => Err(format!(
+                "rope type {other:?} is not supported (supported: {})",
+                SUPPORTED_ROPE_TYPES.join(", ")
+            )),
         }
     }
+}
+
+impl Serialize for RopeScaling {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        self.to_json_fields().serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for RopeScaling {
+    /// Parses one scaling; `"default"` is refused here because it is not a scaling (the
+    /// `rope_scaling` field of [`TextConfig`] maps it to `None`).
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        use serde::de::Error as _;
+        let v = serde_json::Value::deserialize(d)?;
+        match RopeScaling::from_json(&v) {
+            Ok(Some(s)) => Ok(s),
+            Ok(None) => Err(D::Error::custom(
+                "rope type \"default\" is plain RoPE, not a scaling",
+            )),
+            Err(e) => Err(D::Error::custom(e)),
+        }
+    }
+}
+
+/// `rope_scaling` as transformers 4.x writes it: absent, `null`, `{"rope_type": "default"}` or a
+/// scaling.
+fn de_rope_scaling<'de, D: Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Option<RopeScaling>, D::Error> {
+    use serde::de::Error as _;
+    match Option::<serde_json::Value>::deserialize(d)? {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(v) => {
+            RopeScaling::from_json(&v).map_err(|e| D::Error::custom(format!("rope_scaling: {e}")))
+        }
+    }
+}
+
+/// `rope_parameters` as transformers 5.x writes it: `{"rope_theta": θ, "rope_type": T, ...}`
+/// (the base and the scaling in one object; the 4.x top-level `rope_theta`/`rope_scaling` are
+/// then absent).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RopeParameters {
+    /// The RoPE base, when the object names one.
+    pub rope_theta: Option<f64>,
+    /// The scaling (`None` for `rope_type: "default"`).
+    pub scaling: Option<RopeScaling>,
+}
+
+impl Serialize for RopeParameters {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        let mut m = match &self.scaling {
+            Some(sc) => sc.to_json_fields(),
+            None => {
+                let mut m = serde_json::Map::new();
+                m.insert("rope_type".into(), "default".into());
+                m
+            }
+        };
+        if let Some(t) = self.rope_theta {
+            m.insert("rope_theta".into(), t.into());
+        }
+        m.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for RopeParameters {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        use serde::de::Error as _;
+        let v = serde_json::Value::deserialize(d)?;
+        let fail = |m: String| D::Error::custom(format!("rope_parameters: {m}"));
+        let obj = v
+            .as_object()
+            .ok_or_else(|| fail(format!("expected an object, got {v}")))?;
+        if obj.get("rope_type").is_none()
+            && obj.get("type").is_none()
+            && !obj.is_empty()
+            && obj.values().all(|x| x.is_object())
+        {
+            // Gemma-3 style: one object per attention type. No Llama decoder has that.
+            return Err(fail(format!(
+                "per-layer-type rope parameters ({:?}) are not supported by a Llama decoder",
+                obj.keys().collect::<Vec<_>>()
+            )));
+        }
+        let rope_theta = match obj.get("rope_theta") {
+            None | Some(serde_json::Value::Null) => None,
+            Some(t) => Some(
+                t.as_f64()
+                    .ok_or_else(|| fail(format!("rope_theta must be a number, got {t}")))?,
+            ),
+        };
+        let scaling = RopeScaling::from_json(&v).map_err(fail)?;
+        Ok(Self {
+            rope_theta,
+            scaling,
+        })
+    }
+}
+
+/// The RoPE a decoder really uses, resolved from either config form.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rope {
+    /// The base θ.
+    pub theta: f64,
+    /// The scaling, `None` for plain RoPE.
+    pub scaling: Option<RopeScaling>,
 }
 
 /// One id or a list of ids (`eos_token_id` may be either).
@@ -224,10 +363,19 @@ pub struct TextConfig {
     pub hidden_act: Activation,
     /// RMSNorm epsilon.
     pub rms_norm_eps: f64,
-    /// RoPE base.
+    /// RoPE base as transformers 4.x writes it (top level); superseded by
+    /// `rope_parameters.rope_theta` when that is present. Use [`TextConfig::rope`].
     pub rope_theta: f64,
-    /// Optional RoPE scaling.
+    /// RoPE scaling as transformers 4.x writes it; superseded by `rope_parameters` when that is
+    /// present. Use [`TextConfig::rope`].
+    #[serde(
+        deserialize_with = "de_rope_scaling",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub rope_scaling: Option<RopeScaling>,
+    /// RoPE base and scaling as transformers 5.x writes them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rope_parameters: Option<RopeParameters>,
     /// Vocabulary size (rows of the embedding and of the LM head).
     pub vocab_size: usize,
     /// Longest supported sequence.
@@ -261,6 +409,7 @@ impl Default for TextConfig {
             rms_norm_eps: 1e-6,
             rope_theta: 10_000.0,
             rope_scaling: None,
+            rope_parameters: None,
             vocab_size: 32000,
             max_position_embeddings: 2048,
             tie_word_embeddings: false,
@@ -274,6 +423,23 @@ impl Default for TextConfig {
 }
 
 impl TextConfig {
+    /// The RoPE this configuration describes: `rope_parameters` (transformers 5.x) when present,
+    /// its `rope_theta` falling back to the top-level one (whose default is transformers'
+    /// 10000), else the 4.x `rope_theta` and `rope_scaling`. This is transformers'
+    /// `standardize_rope_params` order.
+    pub fn rope(&self) -> Rope {
+        match &self.rope_parameters {
+            Some(p) => Rope {
+                theta: p.rope_theta.unwrap_or(self.rope_theta),
+                scaling: p.scaling.clone(),
+            },
+            None => Rope {
+                theta: self.rope_theta,
+                scaling: self.rope_scaling.clone(),
+            },
+        }
+    }
+
     /// Number of key/value heads.
     pub fn kv_heads(&self) -> usize {
         self.num_key_value_heads.unwrap_or(self.num_attention_heads)
@@ -357,6 +523,12 @@ pub struct LlavaConfig {
     /// Top-level override of `text_config.tie_word_embeddings`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tie_word_embeddings: Option<bool>,
+    /// The dtype the weights were saved in, as transformers 5.x names it (`"bfloat16"`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dtype: Option<String>,
+    /// The same, as transformers 4.x names the key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub torch_dtype: Option<String>,
 }
 
 fn default_image_token_index() -> u32 {
@@ -413,6 +585,11 @@ impl LlavaConfig {
         Ok(cfg)
     }
 
+    /// The saved dtype named by the config (`dtype`, else `torch_dtype`), if any.
+    pub fn saved_dtype(&self) -> Option<&str> {
+        self.dtype.as_deref().or(self.torch_dtype.as_deref())
+    }
+
     /// Whether the LM head is the embedding matrix.
     pub fn tied_embeddings(&self) -> bool {
         self.tie_word_embeddings
@@ -462,6 +639,37 @@ impl LlavaConfig {
                 "text_config.hidden_size {} is not divisible by num_attention_heads {}",
                 t.hidden_size, t.num_attention_heads
             ));
+        }
+        let rope = t.rope();
+        if !(rope.theta.is_finite() && rope.theta > 0.0) {
+            return err(format!(
+                "RoPE base rope_theta must be positive, got {}",
+                rope.theta
+            ));
+        }
+        match rope.scaling {
+            Some(RopeScaling::Linear { factor } | RopeScaling::Dynamic { factor })
+                if !(factor.is_finite() && factor >= 1.0) =>
+            {
+                return err(format!("RoPE scaling factor must be >= 1, got {factor}"));
+            }
+            Some(RopeScaling::Llama3 {
+                factor,
+                low_freq_factor,
+                high_freq_factor,
+                original_max_position_embeddings,
+            }) if !(factor > 0.0
+                && low_freq_factor > 0.0
+                && high_freq_factor > low_freq_factor
+                && original_max_position_embeddings > 0) =>
+            {
+                return err(format!(
+                    "llama3 RoPE needs factor > 0, 0 < low_freq_factor < high_freq_factor and a \
+                     positive original_max_position_embeddings, got {factor}, {low_freq_factor}, \
+                     {high_freq_factor}, {original_max_position_embeddings}"
+                ));
+            }
+            _ => {}
         }
         if t.head_dim() % 2 != 0 {
             return err(format!("RoPE needs an even head_dim, got {}", t.head_dim()));

@@ -51,6 +51,7 @@ pub mod llama;
 pub mod model;
 pub mod nn;
 pub mod processor;
+pub mod resample;
 pub mod testing;
 pub mod tokenizer;
 pub mod vision;

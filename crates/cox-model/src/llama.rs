@@ -251,15 +251,35 @@ impl Block {
     }
 }
 
-/// Inverse RoPE frequencies for a config, with its scaling applied.
+/// Inverse RoPE frequencies for a config, with its scaling applied, for sequences of at most
+/// `max_position_embeddings` positions (dynamic NTK scaling changes nothing there; see
+/// [`rope_inv_freq_for_len`]).
 pub fn rope_inv_freq(c: &TextConfig) -> Vec<f64> {
+    rope_inv_freq_for_len(c, c.max_position_embeddings)
+}
+
+/// Inverse RoPE frequencies for a forward pass whose largest position is `seq_len - 1`.
+///
+/// Only dynamic NTK scaling depends on the length: as in transformers' `dynamic_rope_update`, a
+/// pass over more than `max_position_embeddings` positions uses the base
+/// `θ·(factor·seq_len/max − (factor − 1))^(d/(d−2))`; shorter ones use `θ`.
+pub fn rope_inv_freq_for_len(c: &TextConfig, seq_len: usize) -> Vec<f64> {
     let d = c.head_dim();
+    let rope = c.rope();
+    let theta = match &rope.scaling {
+        Some(RopeScaling::Dynamic { factor }) if seq_len > c.max_position_embeddings => {
+            let max = c.max_position_embeddings as f64;
+            let dd = d as f64;
+            rope.theta * ((factor * seq_len as f64 / max) - (factor - 1.0)).powf(dd / (dd - 2.0))
+        }
+        _ => rope.theta,
+    };
     let base: Vec<f64> = (0..d)
         .step_by(2)
-        .map(|i| 1.0 / c.rope_theta.powf(i as f64 / d as f64))
+        .map(|i| 1.0 / theta.powf(i as f64 / d as f64))
         .collect();
-    match &c.rope_scaling {
-        None => base,
+    match &rope.scaling {
+        None | Some(RopeScaling::Dynamic { .. }) => base,
         Some(RopeScaling::Linear { factor }) => base.into_iter().map(|f| f / factor).collect(),
         Some(RopeScaling::Llama3 {
             factor,
@@ -286,6 +306,26 @@ pub fn rope_inv_freq(c: &TextConfig) -> Vec<f64> {
                 .collect()
         }
     }
+}
+
+/// `cos` and `sin` of `positions × inv_freq`, `[positions, head_dim / 2]`, in f32 as transformers
+/// computes them, converted to `dtype`.
+fn rope_tables(
+    inv_freq: &[f64],
+    positions: std::ops::Range<usize>,
+    dtype: DType,
+    dev: &Device,
+) -> candle_core::Result<(Tensor, Tensor)> {
+    let inv: Vec<f32> = inv_freq.iter().map(|&f| f as f32).collect();
+    let n_freq = inv.len();
+    let n = positions.len();
+    let pos: Vec<f32> = positions.map(|p| p as f32).collect();
+    let angles =
+        Tensor::from_vec(pos, (n, 1), dev)?.matmul(&Tensor::from_vec(inv, (1, n_freq), dev)?)?;
+    Ok((
+        angles.cos()?.to_dtype(dtype)?,
+        angles.sin()?.to_dtype(dtype)?,
+    ))
 }
 
 /// The Llama decoder: embeddings, blocks, final norm and LM head.
@@ -320,20 +360,19 @@ impl LlamaModel {
             Some(h) if !tie => h.get((c.vocab_size, c.hidden_size), "weight")?,
             _ => embed_tokens.clone(),
         };
-        let inv: Vec<f32> = rope_inv_freq(c).into_iter().map(|f| f as f32).collect();
-        let n_freq = inv.len();
-        let positions: Vec<f32> = (0..c.max_position_embeddings).map(|p| p as f32).collect();
-        let dev = vb.device();
-        let angles = Tensor::from_vec(positions, (c.max_position_embeddings, 1), dev)?
-            .matmul(&Tensor::from_vec(inv, (1, n_freq), dev)?)?;
-        let dtype = vb.dtype();
+        let (cos, sin) = rope_tables(
+            &rope_inv_freq(c),
+            0..c.max_position_embeddings,
+            vb.dtype(),
+            vb.device(),
+        )?;
         Ok(Self {
             embed_tokens,
             blocks,
             norm,
             lm_head,
-            cos: angles.cos()?.to_dtype(dtype)?,
-            sin: angles.sin()?.to_dtype(dtype)?,
+            cos,
+            sin,
             config: c.clone(),
         })
     }
@@ -444,15 +483,31 @@ impl LlamaModel {
             }
         }
         let offset = cache.as_ref().map(|c| c.len).unwrap_or(0);
-        if offset + s > self.config.max_position_embeddings {
+        let dynamic = matches!(
+            self.config.rope().scaling,
+            Some(RopeScaling::Dynamic { .. })
+        );
+        let (cos, sin) = if offset + s <= self.config.max_position_embeddings {
+            (
+                self.cos.narrow(0, offset, s)?,
+                self.sin.narrow(0, offset, s)?,
+            )
+        } else if dynamic {
+            // Dynamic NTK: this pass's frequencies follow its length (cached keys keep the
+            // rotation they were stored with, as in transformers).
+            rope_tables(
+                &rope_inv_freq_for_len(&self.config, offset + s),
+                offset..offset + s,
+                self.dtype(),
+                embeds.device(),
+            )?
+        } else {
             return Err(Error::Input(format!(
                 "sequence of {} positions exceeds max_position_embeddings {}",
                 offset + s,
                 self.config.max_position_embeddings
             )));
-        }
-        let cos = self.cos.narrow(0, offset, s)?;
-        let sin = self.sin.narrow(0, offset, s)?;
+        };
         let mask = if s > 1 {
             Some(causal_mask(s, offset, embeds.device())?)
         } else {

@@ -11,6 +11,7 @@ use crate::error::{Error, Result};
 use crate::hub::resolve_model_dir;
 use crate::llama::{KvCache, LlamaModel, LmOutput, Logits, ResidualCapture};
 use crate::processor::ImageProcessor;
+use crate::resample::ResizeBackend;
 use crate::tokenizer::LlavaTokenizer;
 use crate::vision::ImageEncoder;
 use crate::weights::{Checkpoint, WeightLayout};
@@ -104,8 +105,9 @@ impl LlavaModel {
     /// Loads `config.json` and the safetensors weights of a checkpoint directory.
     ///
     /// Tensor names, shapes and dtypes are checked against the configuration; a mismatch is an
-    /// error naming the tensor, the expected shape and the file. The weight files are
-    /// memory-mapped while loading and must not be modified meanwhile.
+    /// error naming the tensor, the expected shape and the file. Each tensor is read straight
+    /// into its buffer in `dtype` (see [`Checkpoint`]), so loading needs about the memory of the
+    /// weights in `dtype`.
     pub fn load_dir(dir: &Path, dtype: DType, device: &Device) -> Result<Self> {
         let cfg_path = dir.join("config.json");
         if !cfg_path.is_file() {
@@ -359,6 +361,10 @@ pub struct LoadOptions {
     pub max_image_pixels: u64,
     /// Hub cache to search for `ORG/NAME` ids (default: the standard HF cache location).
     pub hub_cache: Option<PathBuf>,
+    /// Image resampling to reproduce; `None` follows the checkpoint's `image_processor_type`
+    /// as transformers 5.x does (torchvision unless the class name ends in `Pil`). Set
+    /// [`ResizeBackend::Pil`] to reproduce transformers 4.x's default CLIP preprocessing.
+    pub image_backend: Option<ResizeBackend>,
 }
 
 impl Default for LoadOptions {
@@ -368,6 +374,7 @@ impl Default for LoadOptions {
             device: Device::Cpu,
             max_image_pixels: 100_000_000,
             hub_cache: None,
+            image_backend: None,
         }
     }
 }
@@ -416,8 +423,11 @@ impl Llava {
         let dir = resolve_model_dir(model_id, opts.hub_cache.as_deref())?;
         let model = LlavaModel::load_dir(&dir, opts.dtype, &opts.device)?;
         let tokenizer = LlavaTokenizer::from_model_dir(&dir, model.config())?;
-        let processor =
+        let mut processor =
             ImageProcessor::from_model_dir(&dir)?.with_max_pixels(opts.max_image_pixels);
+        if let Some(b) = opts.image_backend {
+            processor = processor.with_backend(b);
+        }
         let v = &model.config().vision_config;
         let (ch, cw) = processor
             .config

@@ -1,26 +1,31 @@
-//! Image decoding and CLIP preprocessing as `preprocessor_config.json` (`CLIPImageProcessor`)
-//! describes it.
+//! Image decoding and CLIP preprocessing exactly as transformers' `CLIPImageProcessor` does it,
+//! configured by `preprocessor_config.json` (or the `image_processor` object of
+//! `processor_config.json`, where transformers 5.x writes it).
 //!
-//! Steps, in HF's order: convert to RGB, resize so the shortest edge equals
-//! `size.shortest_edge` (the long edge scaled by `int(shortest * long / short)`), centre crop
-//! to `crop_size` (zero padding when the image is smaller), multiply by `rescale_factor`,
+//! Steps, in transformers' order: convert to RGB (transparent pixels composited onto white, as
+//! transformers 5.x's `convert_to_rgb` does), resize so the shortest edge equals
+//! `size.shortest_edge` (the long edge `int(shortest * long / short)`), centre crop to
+//! `crop_size` (zero padding when the image is smaller), rescale by `rescale_factor` and
 //! normalise by `image_mean`/`image_std`. Output is channel-first `[3, H, W]` f32.
 //!
-//! **Deviation from HF:** resampling uses the `image` crate's filters instead of Pillow's:
-//! `resample = 3` (bicubic) → `CatmullRom` and `2` (bilinear) → `Triangle`, `0` → `Nearest`,
-//! `1` (Lanczos) → `Lanczos3`. Both libraries widen the kernel when downscaling (anti-aliasing)
-//! and round to 8 bits after resizing, but Pillow's fixed-point arithmetic differs, so pixels
-//! may differ by a few grey levels. 16-bit images are scaled to 8 bits (`v / 257`), where
-//! Pillow would clip; CMYK JPEGs are converted to RGB by the decoder.
+//! transformers has two image backends whose pixels differ by up to one grey level, so the
+//! [`ResizeBackend`] is part of the configuration: **torchvision** (transformers 5.x's
+//! `CLIPImageProcessor`, 4.x's `CLIPImageProcessorFast`: PyTorch's uint8 anti-aliased resize,
+//! crop padding `⌊(crop − size)/2⌋`, fused `(x − 255·mean)/(255·std)`) or **Pillow** (4.x's
+//! `CLIPImageProcessor`, 5.x's `CLIPImageProcessorPil`: `PIL.Image.resize`, crop padding
+//! `⌈(crop − size)/2⌉`, `x·rescale` then `(x − mean)/std`). Both resamplers are integer-exact
+//! ports ([`crate::resample`]); `tests/fixtures/pixels/` checks `pixel_values` against both
+//! transformers backends. 16-bit images are scaled to 8 bits (`v / 257`), where Pillow would
+//! clip; CMYK JPEGs are converted to RGB by the decoder.
 
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
 
 use candle_core::{Device, Tensor};
-use image::imageops::FilterType;
 use image::{DynamicImage, ImageReader, RgbImage};
 
 use crate::error::{Error, Result};
+use crate::resample::{resize, Filter, ResizeBackend};
 
 /// CLIP's normalisation mean.
 pub const CLIP_MEAN: [f32; 3] = [0.481_454_66, 0.457_827_5, 0.408_210_73];
@@ -52,6 +57,8 @@ pub struct ImageProcessorConfig {
     pub image_mean: [f32; 3],
     /// Per-channel standard deviation.
     pub image_std: [f32; 3],
+    /// Whose resampling, cropping and normalisation arithmetic to reproduce.
+    pub backend: ResizeBackend,
 }
 
 impl Default for ImageProcessorConfig {
@@ -69,6 +76,7 @@ impl Default for ImageProcessorConfig {
             do_normalize: true,
             image_mean: CLIP_MEAN,
             image_std: CLIP_STD,
+            backend: ResizeBackend::Torchvision,
         }
     }
 }
@@ -89,7 +97,42 @@ impl ImageProcessorConfig {
         };
         let bad = |msg: String| Error::Json { path: label(), msg };
         let v: serde_json::Value = serde_json::from_str(text).map_err(|e| bad(e.to_string()))?;
+        Self::from_json_value(&v, path)
+    }
+
+    /// Reads the image-processor settings of a model directory: `preprocessor_config.json`
+    /// (transformers 4.x), else the `image_processor` object of `processor_config.json`
+    /// (transformers 5.x). `None` when neither exists.
+    pub fn from_model_dir(dir: &Path) -> Result<Option<(Self, PathBuf)>> {
+        let pre = dir.join("preprocessor_config.json");
+        if pre.is_file() {
+            return Ok(Some((Self::from_file(&pre)?, pre)));
+        }
+        let proc = dir.join("processor_config.json");
+        if proc.is_file() {
+            let text = std::fs::read_to_string(&proc).map_err(|e| Error::io(&proc, e))?;
+            let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::Json {
+                path: proc.clone(),
+                msg: e.to_string(),
+            })?;
+            if let Some(ip) = v.get("image_processor") {
+                return Ok(Some((Self::from_json_value(ip, Some(&proc))?, proc)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Parses an image-processor JSON object; `path` only labels errors.
+    pub fn from_json_value(v: &serde_json::Value, path: Option<&Path>) -> Result<Self> {
+        let label = || {
+            path.map(Path::to_path_buf)
+                .unwrap_or_else(|| "<preprocessor>".into())
+        };
+        let bad = |msg: String| Error::Json { path: label(), msg };
         let mut c = Self::default();
+        if let Some(t) = v.get("image_processor_type").and_then(|x| x.as_str()) {
+            c.backend = ResizeBackend::for_processor_type(t);
+        }
         let flag = |k: &str, d: bool| v.get(k).and_then(|x| x.as_bool()).unwrap_or(d);
         c.do_convert_rgb = flag("do_convert_rgb", c.do_convert_rgb);
         c.do_resize = flag("do_resize", c.do_resize);
@@ -98,6 +141,12 @@ impl ImageProcessorConfig {
         c.do_normalize = flag("do_normalize", c.do_normalize);
         if let Some(r) = v.get("resample").and_then(|x| x.as_u64()) {
             c.resample = r as u32;
+            if Filter::from_pil_code(c.resample).is_none() {
+                return Err(bad(format!(
+                    "resample {r} is not a PIL resampling filter (0 nearest, 1 lanczos, 2 \
+                     bilinear, 3 bicubic, 4 box, 5 hamming)"
+                )));
+            }
         }
         if let Some(r) = v.get("rescale_factor").and_then(|x| x.as_f64()) {
             c.rescale_factor = r as f32;
@@ -206,13 +255,8 @@ impl ImageProcessorConfig {
         }
     }
 
-    fn filter(&self) -> FilterType {
-        match self.resample {
-            0 => FilterType::Nearest,
-            1 => FilterType::Lanczos3,
-            2 => FilterType::Triangle,
-            _ => FilterType::CatmullRom,
-        }
+    fn filter(&self) -> Filter {
+        Filter::from_pil_code(self.resample).unwrap_or(Filter::Bicubic)
     }
 }
 
@@ -234,19 +278,34 @@ impl ImageProcessor {
         }
     }
 
-    /// Reads `preprocessor_config.json` from a model directory, or CLIP's defaults when absent.
+    /// Reads the image-processor settings of a model directory
+    /// ([`ImageProcessorConfig::from_model_dir`]), or CLIP's defaults when there are none.
     pub fn from_model_dir(dir: &Path) -> Result<Self> {
-        let p = dir.join("preprocessor_config.json");
-        let config = if p.is_file() {
-            ImageProcessorConfig::from_file(&p)?
-        } else {
-            tracing::warn!(
-                "{} not found; using CLIP's preprocessing defaults",
-                p.display()
-            );
-            ImageProcessorConfig::default()
+        let config = match ImageProcessorConfig::from_model_dir(dir)? {
+            Some((c, path)) => {
+                tracing::info!(
+                    "image preprocessing from {} ({} resampling)",
+                    path.display(),
+                    c.backend.name()
+                );
+                c
+            }
+            None => {
+                tracing::warn!(
+                    "neither preprocessor_config.json nor processor_config.json in {}; using \
+                     CLIP's preprocessing defaults",
+                    dir.display()
+                );
+                ImageProcessorConfig::default()
+            }
         };
         Ok(Self::new(config))
+    }
+
+    /// Sets the resampling backend (overriding what the configuration implies).
+    pub fn with_backend(mut self, backend: ResizeBackend) -> Self {
+        self.config.backend = backend;
+        self
     }
 
     /// Sets the pixel limit.
@@ -307,11 +366,20 @@ impl ImageProcessor {
         decoded.map_err(|e| bad(format!("cannot decode: {e}")))
     }
 
-    /// Converts to 8-bit RGB: grey and grey+alpha are replicated, alpha is dropped, 16-bit and
-    /// float images are scaled to 8 bits.
+    /// Converts to 8-bit RGB as transformers 5.x's `convert_to_rgb` does: grey is replicated,
+    /// transparent pixels are composited onto white with Pillow's `alpha_composite` integer
+    /// arithmetic, 16-bit and float images are scaled to 8 bits.
     pub fn to_rgb8(img: &DynamicImage) -> RgbImage {
         match img {
             DynamicImage::ImageRgb8(rgb) => rgb.clone(),
+            other if other.color().has_alpha() => {
+                let rgba = other.to_rgba8();
+                let mut out = RgbImage::new(rgba.width(), rgba.height());
+                for (o, p) in out.pixels_mut().zip(rgba.pixels()) {
+                    o.0 = composite_on_white(p.0);
+                }
+                out
+            }
             other => other.to_rgb8(),
         }
     }
@@ -335,25 +403,42 @@ impl ImageProcessor {
                 )));
             }
             if (h, w) != (rgb.height(), rgb.width()) {
-                rgb = image::imageops::resize(&rgb, w, h, c.filter());
+                rgb = resize(&rgb, w, h, c.filter(), c.backend);
             }
         }
         if c.do_center_crop {
-            rgb = center_crop(&rgb, c.crop_size.0, c.crop_size.1);
+            rgb = center_crop(&rgb, c.crop_size.0, c.crop_size.1, c.backend);
         }
         let (w, h) = (rgb.width(), rgb.height());
         let plane = (w * h) as usize;
         let mut out = vec![0f32; 3 * plane];
+        let fused = c.backend == ResizeBackend::Torchvision && c.do_normalize;
+        // torchvision's fused rescale + normalise: mean and std scaled by 1/rescale_factor
+        // (as f32 tensors times a Python float), then (x - mean') / std'.
+        let inv = (1.0 / f64::from(c.rescale_factor)) as f32;
+        let (mean_f, std_f): (Vec<f32>, Vec<f32>) = if c.do_rescale {
+            (
+                c.image_mean.iter().map(|m| m * inv).collect(),
+                c.image_std.iter().map(|s| s * inv).collect(),
+            )
+        } else {
+            (c.image_mean.to_vec(), c.image_std.to_vec())
+        };
         for (i, px) in rgb.pixels().enumerate() {
             for ch in 0..3 {
-                let mut v = px.0[ch] as f32;
-                if c.do_rescale {
-                    v *= c.rescale_factor;
-                }
-                if c.do_normalize {
-                    v = (v - c.image_mean[ch]) / c.image_std[ch];
-                }
-                out[ch * plane + i] = v;
+                let x = px.0[ch] as f32;
+                out[ch * plane + i] = if fused {
+                    (x - mean_f[ch]) / std_f[ch]
+                } else {
+                    let mut v = x;
+                    if c.do_rescale {
+                        v *= c.rescale_factor;
+                    }
+                    if c.do_normalize {
+                        v = (v - c.image_mean[ch]) / c.image_std[ch];
+                    }
+                    v
+                };
             }
         }
         Ok((out, h, w))
@@ -376,14 +461,26 @@ impl ImageProcessor {
     }
 }
 
-/// HF's `center_crop`: offsets `(H - h) / 2`, `(W - w) / 2` (floor), zero padding when smaller.
-fn center_crop(img: &RgbImage, out_h: u32, out_w: u32) -> RgbImage {
+/// transformers' `center_crop`: offsets `⌊(H − h)/2⌋`, `⌊(W − w)/2⌋` when the image is larger;
+/// when it is smaller it is zero-padded, placed at `⌈(h − H)/2⌉` (Pillow backend) or
+/// `⌊(h − H)/2⌋` (torchvision backend).
+fn center_crop(img: &RgbImage, out_h: u32, out_w: u32, backend: ResizeBackend) -> RgbImage {
     let (w, h) = (img.width() as i64, img.height() as i64);
     if w as u32 == out_w && h as u32 == out_h {
         return img.clone();
     }
-    let top = (h - out_h as i64).div_euclid(2);
-    let left = (w - out_w as i64).div_euclid(2);
+    let offset = |size: i64, crop: i64| -> i64 {
+        if size >= crop {
+            (size - crop) / 2
+        } else {
+            match backend {
+                ResizeBackend::Pil => (size - crop).div_euclid(2),
+                ResizeBackend::Torchvision => -((crop - size) / 2),
+            }
+        }
+    };
+    let top = offset(h, out_h as i64);
+    let left = offset(w, out_w as i64);
     let mut out = RgbImage::new(out_w, out_h);
     for y in 0..out_h as i64 {
         let sy = y + top;
@@ -399,4 +496,21 @@ fn center_crop(img: &RgbImage, out_h: u32, out_w: u32) -> RgbImage {
         }
     }
     out
+}
+
+/// Pillow's `alpha_composite` of one RGBA pixel over opaque white, then `convert("RGB")`.
+fn composite_on_white(p: [u8; 4]) -> [u8; 3] {
+    let a = u32::from(p[3]);
+    if a == 0 {
+        return [255, 255, 255];
+    }
+    // With an opaque destination: coef1 = a·2⁷, coef2 = (255 − a)·2⁷ (PRECISION_BITS = 7).
+    let coef1 = a << 7;
+    let coef2 = (255 - a) << 7;
+    let blend = |src: u8| -> u8 {
+        let tmp = u32::from(src) * coef1 + 255 * coef2 + (0x80 << 7);
+        // SHIFTFORDIV255(a) = ((a >> 8) + a) >> 8, then the precision shift.
+        ((((tmp >> 8) + tmp) >> 8) >> 7) as u8
+    };
+    [blend(p[0]), blend(p[1]), blend(p[2])]
 }

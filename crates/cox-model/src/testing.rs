@@ -243,6 +243,8 @@ impl TinyConfig {
             image_seq_length: seq,
             multimodal_projector_bias: true,
             tie_word_embeddings: None,
+            dtype: None,
+            torch_dtype: None,
         }
     }
 }

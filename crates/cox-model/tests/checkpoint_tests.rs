@@ -381,3 +381,87 @@ fn hub_ids_resolve_in_the_local_cache() {
     let llava = Llava::load("llava-hf/llava-1.5-7b-hf", &opts).unwrap();
     assert_eq!(llava.dir, other);
 }
+
+/// The RoPE of a text config in both forms transformers writes.
+fn rope_of(text_config: serde_json::Value) -> cox_model::Result<cox_model::config::Rope> {
+    let mut text_config = text_config;
+    text_config["vocab_size"] = 32064.into();
+    let json = serde_json::json!({"model_type": "llava", "text_config": text_config,
+        "vision_config": {"image_size": 336, "patch_size": 14}});
+    LlavaConfig::from_json_str(&json.to_string(), None).map(|c| c.text_config.rope())
+}
+
+#[test]
+fn rope_is_read_from_both_config_forms() {
+    use cox_model::config::RopeScaling;
+    // transformers 4.x: top-level rope_theta / rope_scaling.
+    let r = rope_of(serde_json::json!({"rope_theta": 500000.0})).unwrap();
+    assert_eq!((r.theta, r.scaling), (500000.0, None));
+    let r =
+        rope_of(serde_json::json!({"rope_scaling": {"type": "dynamic", "factor": 2.0}})).unwrap();
+    assert_eq!(r.theta, 10000.0);
+    assert_eq!(r.scaling, Some(RopeScaling::Dynamic { factor: 2.0 }));
+    let r = rope_of(serde_json::json!({"rope_scaling": {"rope_type": "default"}})).unwrap();
+    assert_eq!(r.scaling, None);
+    // transformers 5.x: rope_parameters, which wins over the 4.x keys.
+    let r = rope_of(
+        serde_json::json!({"rope_parameters": {"rope_theta": 500000.0, "rope_type": "default"}}),
+    )
+    .unwrap();
+    assert_eq!((r.theta, r.scaling), (500000.0, None));
+    let r = rope_of(
+        serde_json::json!({"rope_theta": 1.0, "rope_parameters": {"rope_theta": 1e6,
+        "rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+        "original_max_position_embeddings": 8192}}),
+    )
+    .unwrap();
+    assert_eq!(r.theta, 1e6);
+    assert!(matches!(r.scaling, Some(RopeScaling::Llama3 { factor, .. }) if factor == 8.0));
+    // rope_parameters without a base falls back to the top-level one.
+    let r = rope_of(serde_json::json!({"rope_theta": 250000.0,
+        "rope_parameters": {"rope_type": "linear", "factor": 2.0}}))
+    .unwrap();
+    assert_eq!(r.theta, 250000.0);
+    assert_eq!(r.scaling, Some(RopeScaling::Linear { factor: 2.0 }));
+}
+
+#[test]
+fn unknown_rope_types_are_refused_by_name() {
+    for (form, v) in [
+        (
+            "rope_parameters",
+            serde_json::json!({"rope_parameters": {"rope_theta": 1e4, "rope_type": "yarn", "factor": 4.0}}),
+        ),
+        (
+            "rope_parameters",
+            serde_json::json!({"rope_parameters": {"rope_theta": 1e4, "rope_type": "longrope"}}),
+        ),
+        (
+            "rope_scaling",
+            serde_json::json!({"rope_scaling": {"type": "su", "factor": 4.0}}),
+        ),
+    ] {
+        let e = rope_of(v).unwrap_err().to_string();
+        assert!(e.contains(form), "{e}");
+        assert!(
+            e.contains("not supported (supported: default, linear, dynamic, llama3)"),
+            "{e}"
+        );
+    }
+    // A scaling without its parameters names the missing one.
+    let e = rope_of(serde_json::json!({"rope_parameters": {"rope_type": "llama3", "factor": 8.0}}))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("low_freq_factor"), "{e}");
+    // Per-attention-type parameters (Gemma-3 style) are not a Llama decoder's.
+    let e =
+        rope_of(serde_json::json!({"rope_parameters": {"full_attention": {"rope_theta": 1e6}}}))
+            .unwrap_err()
+            .to_string();
+    assert!(e.contains("per-layer-type"), "{e}");
+    // Nonsense values are refused too.
+    let e = rope_of(serde_json::json!({"rope_parameters": {"rope_theta": -1.0}}))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("rope_theta must be positive"), "{e}");
+}

@@ -162,13 +162,30 @@ fn colour_types_convert_to_rgb() {
         ),
         (
             "grey_alpha.png",
+            // Transparent pixels are composited onto white as transformers 5.x does (values
+            // from Pillow's alpha_composite).
             DynamicImage::ImageLumaA8(ImageBuffer::from_pixel(3, 2, LumaA([100u8, 7]))),
-            [100, 100, 100],
+            [251, 251, 251],
         ),
         (
             "rgba.png",
             DynamicImage::ImageRgba8(ImageBuffer::from_pixel(3, 2, Rgba([10u8, 20, 30, 0]))),
-            [10, 20, 30],
+            [255, 255, 255],
+        ),
+        (
+            "rgba_half.png",
+            DynamicImage::ImageRgba8(ImageBuffer::from_pixel(3, 2, Rgba([10u8, 200, 30, 128]))),
+            [132, 227, 142],
+        ),
+        (
+            "rgba_almost_clear.png",
+            DynamicImage::ImageRgba8(ImageBuffer::from_pixel(3, 2, Rgba([0u8, 255, 77, 1]))),
+            [254, 255, 254],
+        ),
+        (
+            "rgba_almost_opaque.png",
+            DynamicImage::ImageRgba8(ImageBuffer::from_pixel(3, 2, Rgba([250u8, 3, 99, 254]))),
+            [250, 4, 100],
         ),
         (
             "rgb16.png",
