@@ -4,9 +4,12 @@ use cox_model::LayerSel;
 
 use crate::error::{HookError, Result};
 
-/// Parses one layer: `N` (the output of decoder block `N`, 0-based, = HF `hidden_states[N + 1]`,
-/// the reference's `language_model.model.layers.N`) or `norm` (after the final RMSNorm, the
-/// reference's `language_model.model.norm`). The reference's module names (`…layers.31`,
+/// Parses one layer: `N` (the output of decoder block `N`, 0-based, as a forward hook on
+/// `layers.N` sees it — what the reference records with a hook on
+/// `language_model.model.layers.N`) or `norm` (after the final RMSNorm, the reference's
+/// `language_model.model.norm`). For every block but the last, block `N` is also transformers'
+/// `hidden_states[N + 1]`; transformers' last `hidden_states` entry is taken after the final
+/// norm, so for the last block it equals `norm`, not block `N`. The reference's module names (`…layers.31`,
 /// `…model.norm`) are accepted too.
 ///
 /// ```

@@ -14,7 +14,9 @@ use crate::nn::{activate, rope, softmax_last, Linear, RmsNorm};
 /// A point of the residual stream to record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum LayerSel {
-    /// The output of decoder block `N` (0-based); equals HF `hidden_states[N + 1]`.
+    /// The output of decoder block `N` (0-based), as a forward hook on `layers.N` records it.
+    /// For every block but the last this is transformers' `hidden_states[N + 1]`; the last entry
+    /// of `hidden_states` is taken after the final norm, i.e. it is [`LayerSel::FinalNorm`].
     Block(usize),
     /// The output of the final RMSNorm (what the LM head reads).
     FinalNorm,
