@@ -11,6 +11,10 @@
 //! same code loads real weights or trains from a `VarMap` (all forward ops are differentiable
 //! when the weights are variables; see [`nn`]).
 //!
+//! The [`qwen2_vl`] module adds Qwen2-VL and Qwen2.5-VL checkpoints built from the same parts
+//! ([`qwen2_vl::Qwen2Vl`]: the vision transformer and merger, the Qwen2 decoder with multimodal
+//! rotary positions, transformers' image processor and the checkpoint's Jinja chat template).
+//!
 //! It must never: know about datasets, decide which token's state to record (that is the hook
 //! crate's job — this crate returns whole `[positions, hidden]` states), talk to the network,
 //! or parse command lines.
@@ -51,6 +55,7 @@ pub mod llama;
 pub mod model;
 pub mod nn;
 pub mod processor;
+pub mod qwen2_vl;
 pub mod resample;
 pub mod testing;
 pub mod tokenizer;

@@ -144,7 +144,7 @@ struct TensorInfo {
 pub struct Checkpoint {
     files: Vec<PathBuf>,
     index: HashMap<String, TensorInfo>,
-    layout: WeightLayout,
+    layout: Option<WeightLayout>,
 }
 
 impl std::fmt::Debug for Checkpoint {
@@ -251,6 +251,19 @@ impl Checkpoint {
     /// Finds `model.safetensors` or the shards listed in `model.safetensors.index.json` in `dir`,
     /// reads their headers and memory-maps them.
     pub fn open(dir: &Path) -> Result<Self> {
+        Self::from_files(Self::find_files(dir)?)
+    }
+
+    /// Like [`Self::open`] for architectures other than LLaVA: the files are indexed without
+    /// requiring one of the LLaVA tensor layouts; the caller recognises its own names with
+    /// [`Self::contains`] / [`Self::names`].
+    pub fn open_any(dir: &Path) -> Result<Self> {
+        Self::index_files(Self::find_files(dir)?, false)
+    }
+
+    /// The safetensors files of a checkpoint directory: `model.safetensors`, or the shards that
+    /// `model.safetensors.index.json` lists.
+    pub fn find_files(dir: &Path) -> Result<Vec<PathBuf>> {
         let single = dir.join("model.safetensors");
         let index_path = dir.join("model.safetensors.index.json");
         let files = if index_path.is_file() {
@@ -293,11 +306,15 @@ impl Checkpoint {
                     .into(),
             });
         };
-        Self::from_files(files)
+        Ok(files)
     }
 
     /// Indexes and memory-maps the given safetensors files.
     pub fn from_files(files: Vec<PathBuf>) -> Result<Self> {
+        Self::index_files(files, true)
+    }
+
+    fn index_files(files: Vec<PathBuf>, llava: bool) -> Result<Self> {
         let mut index = HashMap::new();
         for (i, f) in files.iter().enumerate() {
             index.extend(read_header(f, i)?);
@@ -307,8 +324,14 @@ impl Checkpoint {
             .map(|f| f.display().to_string())
             .collect::<Vec<_>>()
             .join(", ");
-        let layout = WeightLayout::detect(index.keys().map(String::as_str), &list)?;
-        tracing::info!("{list}: {}", layout.describe());
+        let layout = match WeightLayout::detect(index.keys().map(String::as_str), &list) {
+            Ok(l) => {
+                tracing::info!("{list}: {}", l.describe());
+                Some(l)
+            }
+            Err(e) if llava => return Err(e),
+            Err(_) => None,
+        };
         Ok(Self {
             files,
             index,
@@ -316,9 +339,15 @@ impl Checkpoint {
         })
     }
 
-    /// The detected tensor layout.
+    /// The detected LLaVA tensor layout. A checkpoint from [`Self::open_any`] whose names match
+    /// no LLaVA layout reports [`WeightLayout::Hub`]; such architectures recognise their own names.
     pub fn layout(&self) -> WeightLayout {
-        self.layout
+        self.layout.unwrap_or(WeightLayout::Hub)
+    }
+
+    /// Every tensor name, in no particular order.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.index.keys().map(String::as_str)
     }
 
     /// The safetensors files.
