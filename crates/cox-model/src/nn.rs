@@ -36,7 +36,9 @@ impl Linear {
         out_dim: usize,
         bias: bool,
     ) -> candle_core::Result<Self> {
-        let weight = vb.get((out_dim, in_dim), "weight")?;
+        // Checkpoint backends read the matrix already transposed, so the contiguous copy below
+        // is free (no second copy of the weight while loading).
+        let weight = crate::weights::with_transposed_load(|| vb.get((out_dim, in_dim), "weight"))?;
         let bias = if bias {
             Some(vb.get(out_dim, "bias")?)
         } else {

@@ -309,9 +309,14 @@ impl Checkpoint {
         Ok(files)
     }
 
-    /// Indexes and memory-maps the given safetensors files.
+    /// Indexes the given safetensors files of a LLaVA checkpoint (one of the layouts required).
     pub fn from_files(files: Vec<PathBuf>) -> Result<Self> {
         Self::index_files(files, true)
+    }
+
+    /// Indexes the given safetensors files whatever their tensor names.
+    pub fn from_files_any(files: Vec<PathBuf>) -> Result<Self> {
+        Self::index_files(files, false)
     }
 
     fn index_files(files: Vec<PathBuf>, llava: bool) -> Result<Self> {
@@ -484,6 +489,84 @@ impl Elem for half::bf16 {
 /// Bytes converted per read when the stored dtype differs from the wanted one.
 const CHUNK: usize = 1 << 20;
 
+thread_local! {
+    /// Set while [`with_transposed_load`] runs: 2-D tensors are read straight into their
+    /// transposed, contiguous layout.
+    static LOAD_TRANSPOSED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` (typically one `VarBuilder::get` of a `[out, in]` weight) so that a checkpoint
+/// backend reads the matrix straight into a contiguous `[in, out]` buffer and returns a
+/// transposed view of it (shape `[out, in]`). `t()?.contiguous()?` of the result then copies
+/// nothing, so loading a linear layer needs no second copy of its weight. Other backends (a
+/// `VarMap` while training) ignore it.
+pub fn with_transposed_load<T>(f: impl FnOnce() -> T) -> T {
+    let old = LOAD_TRANSPOSED.with(|c| c.replace(true));
+    let out = f();
+    LOAD_TRANSPOSED.with(|c| c.set(old));
+    out
+}
+
+/// Converts little-endian stored values to `T`.
+fn convert_into<T: Elem>(stored: &str, b: &[u8], dst: &mut [T]) {
+    match stored {
+        "F32" => {
+            for (d, c) in dst.iter_mut().zip(b.chunks_exact(4)) {
+                *d = <T as Elem>::from_f32(f32::from_le_bytes([c[0], c[1], c[2], c[3]]));
+            }
+        }
+        "F16" => {
+            for (d, c) in dst.iter_mut().zip(b.chunks_exact(2)) {
+                *d = <T as Elem>::from_f32(half::f16::from_le_bytes([c[0], c[1]]).to_f32());
+            }
+        }
+        "BF16" => {
+            for (d, c) in dst.iter_mut().zip(b.chunks_exact(2)) {
+                *d = <T as Elem>::from_f32(half::bf16::from_le_bytes([c[0], c[1]]).to_f32());
+            }
+        }
+        _ => {
+            for (d, c) in dst.iter_mut().zip(b.chunks_exact(8)) {
+                let mut a = [0u8; 8];
+                a.copy_from_slice(c);
+                *d = <T as Elem>::from_f64(f64::from_le_bytes(a));
+            }
+        }
+    }
+}
+
+/// Reads a row-major `[rows, cols]` matrix into a row-major `[cols, rows]` vector, a block of
+/// rows at a time (about [`CHUNK`] bytes), so the only extra memory is one block.
+fn read_elems_transposed<T: Elem>(
+    f: &mut std::fs::File,
+    stored: &str,
+    rows: usize,
+    cols: usize,
+) -> std::io::Result<Vec<T>> {
+    use std::io::Read;
+    let size = dtype_size(stored).expect("checked dtype");
+    let mut out = vec![T::default(); rows * cols];
+    let block = (CHUNK / (size * cols.max(1))).clamp(1, rows.max(1));
+    let mut bytes = vec![0u8; block * cols * size];
+    let mut vals = vec![T::default(); block * cols];
+    let mut r0 = 0;
+    while r0 < rows {
+        let take = block.min(rows - r0);
+        let b = &mut bytes[..take * cols * size];
+        f.read_exact(b)?;
+        let v = &mut vals[..take * cols];
+        convert_into(stored, b, v);
+        for c in 0..cols {
+            let dst = &mut out[c * rows + r0..c * rows + r0 + take];
+            for (r, d) in dst.iter_mut().enumerate() {
+                *d = v[r * cols + c];
+            }
+        }
+        r0 += take;
+    }
+    Ok(out)
+}
+
 /// Reads `n` elements stored as `stored` (little-endian) from `f` at its current position into
 /// a vector of `T`: straight into the vector's memory when the types agree, else in chunks.
 fn read_elems<T: Elem>(f: &mut std::fs::File, stored: &str, n: usize) -> std::io::Result<Vec<T>> {
@@ -513,31 +596,7 @@ fn read_elems<T: Elem>(f: &mut std::fs::File, stored: &str, n: usize) -> std::io
         let take = (n - done).min(buf.len() / size);
         let b = &mut buf[..take * size];
         f.read_exact(b)?;
-        let dst = &mut out[done..done + take];
-        match stored {
-            "F32" => {
-                for (d, c) in dst.iter_mut().zip(b.chunks_exact(4)) {
-                    *d = <T as Elem>::from_f32(f32::from_le_bytes([c[0], c[1], c[2], c[3]]));
-                }
-            }
-            "F16" => {
-                for (d, c) in dst.iter_mut().zip(b.chunks_exact(2)) {
-                    *d = <T as Elem>::from_f32(half::f16::from_le_bytes([c[0], c[1]]).to_f32());
-                }
-            }
-            "BF16" => {
-                for (d, c) in dst.iter_mut().zip(b.chunks_exact(2)) {
-                    *d = <T as Elem>::from_f32(half::bf16::from_le_bytes([c[0], c[1]]).to_f32());
-                }
-            }
-            _ => {
-                for (d, c) in dst.iter_mut().zip(b.chunks_exact(8)) {
-                    let mut a = [0u8; 8];
-                    a.copy_from_slice(c);
-                    *d = <T as Elem>::from_f64(f64::from_le_bytes(a));
-                }
-            }
-        }
+        convert_into(stored, b, &mut out[done..done + take]);
         done += take;
     }
     Ok(out)
@@ -563,8 +622,44 @@ fn read_tensor(
     let io = |e: std::io::Error| Error::io(path, e);
     let mut f = std::fs::File::open(path).map_err(io)?;
     f.seek(SeekFrom::Start(info.start)).map_err(io)?;
-    let shape = info.shape.clone();
     let cpu = &Device::Cpu;
+    if let [rows, cols] = info.shape[..] {
+        if LOAD_TRANSPOSED.with(|c| c.get()) {
+            let shape = (cols, rows);
+            let t = match dtype {
+                DType::F64 => Tensor::from_vec(
+                    read_elems_transposed::<f64>(&mut f, &info.dtype, rows, cols).map_err(io)?,
+                    shape,
+                    cpu,
+                )?,
+                DType::F16 => Tensor::from_vec(
+                    read_elems_transposed::<half::f16>(&mut f, &info.dtype, rows, cols)
+                        .map_err(io)?,
+                    shape,
+                    cpu,
+                )?,
+                DType::BF16 => Tensor::from_vec(
+                    read_elems_transposed::<half::bf16>(&mut f, &info.dtype, rows, cols)
+                        .map_err(io)?,
+                    shape,
+                    cpu,
+                )?,
+                other => Tensor::from_vec(
+                    read_elems_transposed::<f32>(&mut f, &info.dtype, rows, cols).map_err(io)?,
+                    shape,
+                    cpu,
+                )?
+                .to_dtype(other)?,
+            };
+            let t = if device.is_cpu() {
+                t
+            } else {
+                t.to_device(device)?
+            };
+            return Ok(t.t()?);
+        }
+    }
+    let shape = info.shape.clone();
     let t = match dtype {
         DType::F32 => Tensor::from_vec(
             read_elems::<f32>(&mut f, &info.dtype, n).map_err(io)?,

@@ -465,3 +465,53 @@ fn unknown_rope_types_are_refused_by_name() {
         .to_string();
     assert!(e.contains("rope_theta must be positive"), "{e}");
 }
+
+#[test]
+fn transposed_loading_equals_the_transpose_in_every_dtype() {
+    use candle_core::{DType, Device, Tensor};
+    // A tall matrix (more rows than one read block holds) and a tiny one, stored in each dtype.
+    let dir = tempfile::tempdir().unwrap();
+    for (stored, name) in [
+        (DType::F32, "f32"),
+        (DType::F16, "f16"),
+        (DType::BF16, "bf16"),
+    ] {
+        let a = Tensor::randn(0f32, 1f32, (3000, 97), &Device::Cpu)
+            .unwrap()
+            .to_dtype(stored)
+            .unwrap();
+        let b = Tensor::randn(0f32, 1f32, (2, 3), &Device::Cpu)
+            .unwrap()
+            .to_dtype(stored)
+            .unwrap();
+        let path = dir.path().join(format!("{name}.safetensors"));
+        candle_core::safetensors::save(
+            &std::collections::HashMap::from([("a".to_string(), a), ("b".to_string(), b)]),
+            &path,
+        )
+        .unwrap();
+        let ckpt = cox_model::weights::Checkpoint::from_files_any(vec![path]).unwrap();
+        for t in ["a", "b"] {
+            for dtype in [DType::F32, stored] {
+                let plain = ckpt.load(t, dtype, &Device::Cpu).unwrap();
+                let trans =
+                    cox_model::weights::with_transposed_load(|| ckpt.load(t, dtype, &Device::Cpu))
+                        .unwrap();
+                assert_eq!(trans.dims(), plain.dims());
+                // The data is laid out transposed: the transposed view is contiguous.
+                assert!(trans.t().unwrap().is_contiguous());
+                let d = (plain.to_dtype(DType::F32).unwrap() - trans.to_dtype(DType::F32).unwrap())
+                    .unwrap()
+                    .abs()
+                    .unwrap()
+                    .flatten_all()
+                    .unwrap()
+                    .max(0)
+                    .unwrap()
+                    .to_scalar::<f32>()
+                    .unwrap();
+                assert_eq!(d, 0.0, "{name} {t} as {dtype:?}");
+            }
+        }
+    }
+}
