@@ -10,9 +10,9 @@ use crate::{Error, Result};
 /// go to a temporary file in the same folder, which is flushed to disk (fsync) and renamed over `path`.
 /// Parent folders are created.
 pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
-    let err = |source| Error::Write {
+    let err = |cause| Error::Write {
         path: path.to_path_buf(),
-        source,
+        cause,
     };
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
