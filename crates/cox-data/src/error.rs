@@ -107,6 +107,12 @@ pub enum DataError {
         /// The requested splits (empty = all).
         splits: Vec<String>,
     },
+    /// A subset that selects no sample whatever the dataset.
+    #[error("{what} selects no sample; a run needs at least one (ask for 1 or more, or for all)")]
+    EmptySubset {
+        /// The setting at fault.
+        what: &'static str,
+    },
     /// A `coco:DIR` / `folder:DIR` spec that cannot be parsed.
     #[error("invalid data source {spec:?}: {msg}")]
     InvalidSource {

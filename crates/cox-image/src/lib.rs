@@ -121,7 +121,10 @@ pub fn read_image_file(path: &Path, limits: &ImageLimits) -> Result<Vec<u8>> {
     // The file may have been replaced between the check and the open.
     let meta = file.metadata().map_err(io)?;
     if !meta.is_file() {
-        return Err(bad(format!("not a regular file (it is {})", kind_of(&meta))));
+        return Err(bad(format!(
+            "not a regular file (it is {})",
+            kind_of(&meta)
+        )));
     }
     let len = meta.len();
     if len > limits.max_bytes {
@@ -276,7 +279,10 @@ fn jpeg_complete(b: &[u8]) -> std::result::Result<(), &'static str> {
             0x01 | 0xD0..=0xD7 => continue,
             _ => {}
         }
-        let Some(len) = b.get(i..i + 2).map(|s| u16::from_be_bytes([s[0], s[1]]) as usize) else {
+        let Some(len) = b
+            .get(i..i + 2)
+            .map(|s| u16::from_be_bytes([s[0], s[1]]) as usize)
+        else {
             return Err("a marker segment is cut off");
         };
         if len < 2 || i + len > b.len() {

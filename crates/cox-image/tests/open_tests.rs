@@ -40,7 +40,10 @@ fn complete_images_decode() {
         // Bytes after a JPEG's end-of-image marker (some cameras append data) are accepted.
         let mut bytes = std::fs::read(&p).unwrap();
         bytes.extend_from_slice(b"trailing");
-        assert!(decode_image(&bytes, &p, &ImageLimits::default()).is_ok(), "{name}");
+        assert!(
+            decode_image(&bytes, &p, &ImageLimits::default()).is_ok(),
+            "{name}"
+        );
     }
 }
 
@@ -64,7 +67,11 @@ fn truncated_images_are_refused_as_truncated() {
 fn devices_and_fifos_are_refused_at_once() {
     let zero = Path::new("/dev/zero");
     if zero.exists() {
-        expect_bad(open_image(zero, &ImageLimits::default()), zero, "character device");
+        expect_bad(
+            open_image(zero, &ImageLimits::default()),
+            zero,
+            "character device",
+        );
     }
     let d = tempfile::tempdir().unwrap();
     let fifo = d.path().join("pipe.png");
@@ -77,7 +84,11 @@ fn devices_and_fifos_are_refused_at_once() {
     } else {
         eprintln!("mkfifo unavailable: FIFO case skipped");
     }
-    expect_bad(open_image(d.path(), &ImageLimits::default()), d.path(), "folder");
+    expect_bad(
+        open_image(d.path(), &ImageLimits::default()),
+        d.path(),
+        "folder",
+    );
 }
 
 #[test]
@@ -100,7 +111,11 @@ fn limits_are_checked_before_reading_the_whole_file() {
         max_pixels: 100,
         max_bytes: 1 << 30,
     };
-    expect_bad(read_image_file(&big, &small_pixels), &big, "pixels, above the limit");
+    expect_bad(
+        read_image_file(&big, &small_pixels),
+        &big,
+        "pixels, above the limit",
+    );
     let missing = d.path().join("missing.png");
     match open_image(&missing, &ImageLimits::default()) {
         Err(e @ ImageError::Io { .. }) => {
@@ -119,5 +134,9 @@ fn empty_and_foreign_files_are_refused() {
     expect_bad(open_image(&empty, &ImageLimits::default()), &empty, "empty");
     let text = d.path().join("t.jpg");
     std::fs::write(&text, b"not a picture at all").unwrap();
-    expect_bad(open_image(&text, &ImageLimits::default()), &text, "unsupported");
+    expect_bad(
+        open_image(&text, &ImageLimits::default()),
+        &text,
+        "unsupported",
+    );
 }

@@ -13,12 +13,11 @@
 //! may differ by a few grey levels. 16-bit images are scaled to 8 bits (`v / 257`), where
 //! Pillow would clip; CMYK JPEGs are converted to RGB by the decoder.
 
-use std::io::Cursor;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use candle_core::{Device, Tensor};
 use image::imageops::FilterType;
-use image::{DynamicImage, ImageReader, RgbImage};
+use image::{DynamicImage, RgbImage};
 
 use crate::error::{Error, Result};
 

@@ -28,7 +28,10 @@ fn observer_reports_every_iteration_without_changing_the_fit() {
     assert_eq!(plain.dictionary, watched.dictionary);
     assert_eq!(plain.objective_trace, watched.objective_trace);
     // Both restarts report; the kept one's reports are its trace.
-    let kept: Vec<&Progress> = seen.iter().filter(|s| s.restart == watched.restart).collect();
+    let kept: Vec<&Progress> = seen
+        .iter()
+        .filter(|s| s.restart == watched.restart)
+        .collect();
     let objectives: Vec<f64> = kept.iter().map(|s| s.objective).collect();
     assert_eq!(objectives, watched.objective_trace);
     assert!(seen.iter().any(|s| s.restart != watched.restart));
@@ -69,5 +72,10 @@ fn all_zero_data_is_a_clear_error() {
     let mut one = zeros.clone();
     one[17] = 1.0;
     let x = SamplesRef::new(&one, 50, 8).unwrap();
-    assert!(SemiNmf::params().k(1).check().unwrap().fit(x, Par::Seq).is_ok());
+    assert!(SemiNmf::params()
+        .k(1)
+        .check()
+        .unwrap()
+        .fit(x, Par::Seq)
+        .is_ok());
 }

@@ -15,14 +15,16 @@ mod atomic;
 mod dictionary;
 mod digest;
 mod error;
+mod fingerprint;
 mod lock;
 mod matrix;
 mod run_store;
 
-pub use atomic::{atomic_write, sidecar_path, tensor_path};
+pub use atomic::{atomic_write, sidecar_path, tensor_path, unique_file_stem};
 pub use dictionary::{read_dictionary, write_dictionary, DictionaryFile, DictionaryMeta};
 pub use digest::{sha256_hex, FileDigest};
 pub use error::{Error, Result};
+pub use fingerprint::{fingerprint_files, FileFingerprint};
 pub use lock::LOCK_FILE;
 pub use matrix::{read_activations, write_activations, ActivationsFile, DiskDtype, Matrix};
 pub use run_store::{
