@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 
-use image::{ImageReader, RgbImage};
+use image::RgbImage;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
