@@ -10,7 +10,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use fs2::FileExt;
 
@@ -84,9 +84,9 @@ fn read_pid(file: &mut File) -> Option<u32> {
     text.trim().parse().ok()
 }
 
-fn write_pid(file: &mut File, path: &PathBuf) -> Result<()> {
+fn write_pid(file: &mut File, path: &Path) -> Result<()> {
     let err = |cause| Error::Write {
-        path: path.clone(),
+        path: path.to_path_buf(),
         cause,
     };
     file.set_len(0).map_err(err)?;

@@ -620,7 +620,7 @@ fn fingerprints_follow_content_and_ignore_the_path_spelling() {
     let w = d.path().join("model.safetensors");
     std::fs::write(&w, b"weights v1").unwrap();
     let cache = d.path().join("cache.json");
-    let a = cox_store::fingerprint_files(&[w.clone()], Some(&cache)).unwrap();
+    let a = cox_store::fingerprint_files(std::slice::from_ref(&w), Some(&cache)).unwrap();
     assert_eq!(a[0].bytes, 10);
     assert_eq!(a[0].sha256, cox_store::sha256_hex(b"weights v1"));
     // The same file named another way has the same fingerprint (the path is canonical).
@@ -640,7 +640,7 @@ fn fingerprints_follow_content_and_ignore_the_path_spelling() {
     let f = std::fs::File::options().write(true).open(&w).unwrap();
     f.set_modified(std::time::SystemTime::now() + std::time::Duration::from_secs(5))
         .unwrap();
-    let b = cox_store::fingerprint_files(&[w.clone()], Some(&cache)).unwrap();
+    let b = cox_store::fingerprint_files(std::slice::from_ref(&w), Some(&cache)).unwrap();
     assert_ne!(a[0].sha256, b[0].sha256);
     // A missing file is an error naming it.
     let e = cox_store::fingerprint_files(&[d.path().join("gone")], None).unwrap_err();
