@@ -5,13 +5,46 @@ use std::path::PathBuf;
 /// Everything that can go wrong while reading or selecting a dataset.
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
-    /// A file or folder could not be read.
-    #[error("{}: {source}", path.display())]
+    /// A file or folder could not be read. The operating system's text is part of this message
+    /// and not also the error's `source()`, so printing the whole chain shows it once.
+    #[error("cannot read {}: {cause}", path.display())]
     Io {
         /// The file or folder.
         path: PathBuf,
         /// The underlying error.
-        source: std::io::Error,
+        cause: std::io::Error,
+    },
+    /// A line of a JSON Lines file is not UTF-8 text.
+    #[error(
+        "{}:{line}: not UTF-8 text (invalid byte at column {column}); save the file as UTF-8",
+        path.display()
+    )]
+    NotUtf8 {
+        /// The file.
+        path: PathBuf,
+        /// The 1-based line.
+        line: usize,
+        /// The 1-based byte column of the first invalid byte.
+        column: usize,
+    },
+    /// An image path of a `folder:` dataset that leads outside the dataset folder (absolute, or
+    /// climbing out with `..`), refused unless the loading options allow it.
+    #[error(
+        "{}:{line}: image path {image:?} points outside the dataset folder {}; image paths must be \
+         relative and stay inside the folder (or outside paths must be allowed explicitly when \
+         loading)",
+        path.display(),
+        dir.display()
+    )]
+    OutsidePath {
+        /// The captions file.
+        path: PathBuf,
+        /// The 1-based line.
+        line: usize,
+        /// The image path as written.
+        image: String,
+        /// The dataset folder.
+        dir: PathBuf,
     },
     /// A required file does not exist.
     #[error("{what} not found: {} ({hint})", path.display())]
@@ -74,6 +107,12 @@ pub enum DataError {
         /// The requested splits (empty = all).
         splits: Vec<String>,
     },
+    /// A subset that selects no sample whatever the dataset.
+    #[error("{what} selects no sample; a run needs at least one (ask for 1 or more, or for all)")]
+    EmptySubset {
+        /// The setting at fault.
+        what: &'static str,
+    },
     /// A `coco:DIR` / `folder:DIR` spec that cannot be parsed.
     #[error("invalid data source {spec:?}: {msg}")]
     InvalidSource {
@@ -96,8 +135,8 @@ pub enum DataError {
 pub type Result<T> = std::result::Result<T, DataError>;
 
 pub(crate) fn io_err(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> DataError + '_ {
-    move |source| DataError::Io {
+    move |cause| DataError::Io {
         path: path.to_path_buf(),
-        source,
+        cause,
     }
 }

@@ -23,6 +23,26 @@ pub const CAPTIONS_FILE: &str = "captions.jsonl";
 /// a line that is not an object with those fields; [`DataError::UnknownSplit`];
 /// [`DataError::DuplicateId`]; [`DataError::MissingImageRoot`] when an image's folder is absent.
 pub fn read_folder(dir: &Path) -> Result<Vec<Sample>> {
+    read_folder_with(dir, &LoadOptions::default())
+}
+
+/// How datasets are read.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LoadOptions {
+    /// Accept `folder:` image paths that lead outside the dataset folder (absolute paths, or
+    /// `..` climbing above it). Off by default: a captions file then cannot make a run read (and a
+    /// report show) files the dataset does not contain.
+    pub allow_outside_paths: bool,
+}
+
+/// [`read_folder`] with options.
+///
+/// # Errors
+/// As [`read_folder`], plus [`DataError::OutsidePath`] naming the line of an image path that
+/// leads outside `dir` (unless [`LoadOptions::allow_outside_paths`]) and [`DataError::NotUtf8`]
+/// naming the line that is not UTF-8. A UTF-8 byte-order mark at the start of the file is
+/// skipped.
+pub fn read_folder_with(dir: &Path, opts: &LoadOptions) -> Result<Vec<Sample>> {
     let path = dir.join(CAPTIONS_FILE);
     if !path.is_file() {
         return Err(DataError::MissingFile {
@@ -37,13 +57,30 @@ pub fn read_folder(dir: &Path) -> Result<Vec<Sample>> {
     let mut out = Vec::new();
     let mut seen = HashSet::new();
     let mut parents: BTreeMap<PathBuf, (usize, String)> = BTreeMap::new();
-    for (i, line) in BufReader::new(file).lines().enumerate() {
-        let line_no = i + 1;
-        let line = line.map_err(io_err(&path))?;
+    let mut reader = BufReader::new(file);
+    let mut buf = Vec::new();
+    let mut line_no = 0;
+    loop {
+        buf.clear();
+        if reader.read_until(b'\n', &mut buf).map_err(io_err(&path))? == 0 {
+            break;
+        }
+        line_no += 1;
+        let mut bytes = buf.strip_suffix(b"\n").unwrap_or(&buf);
+        bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
+        if line_no == 1 {
+            // Editors on some systems save UTF-8 with a byte-order mark.
+            bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+        }
+        let line = std::str::from_utf8(bytes).map_err(|e| DataError::NotUtf8 {
+            path: path.clone(),
+            line: line_no,
+            column: e.valid_up_to() + 1,
+        })?;
         if line.trim().is_empty() {
             continue;
         }
-        let sample = parse_line(dir, &path, line_no, &line)?;
+        let sample = parse_line(dir, &path, line_no, line, opts)?;
         if !seen.insert(sample.id.clone()) {
             return Err(DataError::DuplicateId {
                 path,
@@ -69,7 +106,13 @@ pub fn read_folder(dir: &Path) -> Result<Vec<Sample>> {
     Ok(out)
 }
 
-fn parse_line(dir: &Path, path: &Path, line_no: usize, line: &str) -> Result<Sample> {
+fn parse_line(
+    dir: &Path,
+    path: &Path,
+    line_no: usize,
+    line: &str,
+    opts: &LoadOptions,
+) -> Result<Sample> {
     let bad = |msg: String| DataError::Json {
         path: path.to_path_buf(),
         line: Some(line_no),
@@ -84,6 +127,14 @@ fn parse_line(dir: &Path, path: &Path, line_no: usize, line: &str) -> Result<Sam
         Some(_) => return Err(bad("`image` must be a non-empty string".into())),
         None => return Err(bad("missing field `image`".into())),
     };
+    if !opts.allow_outside_paths && escapes(Path::new(&image)) {
+        return Err(DataError::OutsidePath {
+            path: path.to_path_buf(),
+            line: line_no,
+            image,
+            dir: dir.to_path_buf(),
+        });
+    }
     let captions = match obj.remove("captions") {
         Some(Value::Array(items)) => items
             .into_iter()
@@ -118,4 +169,24 @@ fn parse_line(dir: &Path, path: &Path, line_no: usize, line: &str) -> Result<Sam
         split,
         extra: obj,
     })
+}
+
+/// Whether a relative image path leads outside its folder, judged on its text: an absolute path
+/// (or one with a drive or root), or `..` components that climb above the folder. Symbolic links
+/// inside the folder are the dataset's own business and are followed.
+fn escapes(image: &Path) -> bool {
+    use std::path::Component;
+    let mut depth: usize = 0;
+    for c in image.components() {
+        match c {
+            Component::Prefix(_) | Component::RootDir => return true,
+            Component::CurDir => {}
+            Component::ParentDir => match depth.checked_sub(1) {
+                Some(d) => depth = d,
+                None => return true,
+            },
+            Component::Normal(_) => depth += 1,
+        }
+    }
+    false
 }

@@ -45,7 +45,7 @@ pub mod subset;
 
 pub use env::{shard_from_env, shard_from_vars};
 pub use error::{DataError, Result};
-pub use folder::read_folder;
+pub use folder::{read_folder, read_folder_with, LoadOptions};
 pub use layout::{check_coco_layout, check_coco_layout_with, CocoLayoutReport};
 pub use sample::{Sample, Split};
 pub use source::DataSource;

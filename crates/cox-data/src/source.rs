@@ -6,7 +6,7 @@ use std::str::FromStr;
 
 use crate::coco::{check_image_dirs, read_karpathy, KARPATHY_FILE};
 use crate::error::{DataError, Result};
-use crate::folder::read_folder;
+use crate::folder::{read_folder_with, LoadOptions};
 use crate::sample::{Sample, Split};
 
 /// Where samples come from.
@@ -43,6 +43,14 @@ impl DataSource {
     /// [`DataError::UnknownSplit`], [`DataError::MissingImageRoot`] when a folder the selected
     /// images live in is absent, and [`DataError::EmptyDataset`] when nothing is left.
     pub fn load(&self, splits: &[Split]) -> Result<Vec<Sample>> {
+        self.load_with(splits, &LoadOptions::default())
+    }
+
+    /// [`Self::load`] with options ([`LoadOptions::allow_outside_paths`] for `folder:`).
+    ///
+    /// # Errors
+    /// As [`Self::load`], plus [`DataError::OutsidePath`] and [`DataError::NotUtf8`] for `folder:`.
+    pub fn load_with(&self, splits: &[Split], opts: &LoadOptions) -> Result<Vec<Sample>> {
         let keep = |s: &Sample| splits.is_empty() || s.split.is_some_and(|sp| splits.contains(&sp));
         let samples = match self {
             DataSource::Coco { dir, .. } => {
@@ -60,7 +68,10 @@ impl DataSource {
                 check_image_dirs(&entries, root)?;
                 entries.into_iter().map(|e| e.sample).collect::<Vec<_>>()
             }
-            DataSource::Folder { dir } => read_folder(dir)?.into_iter().filter(keep).collect(),
+            DataSource::Folder { dir } => read_folder_with(dir, opts)?
+                .into_iter()
+                .filter(keep)
+                .collect(),
         };
         if samples.is_empty() {
             return Err(DataError::EmptyDataset {

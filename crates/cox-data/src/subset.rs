@@ -101,6 +101,31 @@ pub struct Subset {
 }
 
 impl Subset {
+    /// Refuses a subset that selects nothing whatever the dataset (a limit or subsample of 0):
+    /// a run needs at least one sample, and an empty store would look complete.
+    ///
+    /// ```
+    /// use cox_data::Subset;
+    /// assert!(Subset { limit: Some(0), ..Default::default() }.check().is_err());
+    /// assert!(Subset { limit: Some(1), ..Default::default() }.check().is_ok());
+    /// ```
+    ///
+    /// # Errors
+    /// [`DataError::EmptySubset`] naming the setting.
+    pub fn check(&self) -> Result<()> {
+        if self.limit == Some(0) {
+            return Err(DataError::EmptySubset {
+                what: "a limit of 0 samples",
+            });
+        }
+        if self.subsample.is_some_and(|s| s.n == 0) {
+            return Err(DataError::EmptySubset {
+                what: "a subsample of 0 samples",
+            });
+        }
+        Ok(())
+    }
+
     /// The selected indices into a `len`-sample list, increasing.
     ///
     /// ```

@@ -5,8 +5,8 @@ use std::fs;
 use std::path::Path;
 
 use cox_data::{
-    check_coco_layout, check_coco_layout_with, shard_from_vars, DataError, DataSource, Sample,
-    Shard, Split, Subsample, Subset,
+    check_coco_layout, check_coco_layout_with, shard_from_vars, DataError, DataSource, LoadOptions,
+    Sample, Shard, Split, Subsample, Subset,
 };
 use serde_json::json;
 
@@ -508,4 +508,84 @@ fn coco_layout_check_reports_what_is_missing() {
     );
     // Without the per-image check only folders and the split file are looked at.
     assert!(check_coco_layout_with(t.path(), None, false).is_complete());
+}
+
+#[test]
+fn folder_image_paths_stay_inside_the_folder_unless_allowed() {
+    let t = tempfile::tempdir().unwrap();
+    let data = t.path().join("data");
+    fs::create_dir_all(data.join("images/sub")).unwrap();
+    png(&t.path().join("outside.png"));
+    let good = r#"{"image": "./images/sub/../a.png", "captions": ["x"], "id": "a"}"#;
+    let outside = t.path().join("outside.png");
+    let cases = [
+        r#"{"image": "../outside.png", "captions": ["x"], "id": "b"}"#.to_string(),
+        r#"{"image": "images/../../outside.png", "captions": ["x"], "id": "b"}"#.to_string(),
+        json!({"image": outside.display().to_string(), "captions": ["x"], "id": "b"}).to_string(),
+    ];
+    for bad in cases {
+        fs::write(data.join("captions.jsonl"), format!("{good}\n{bad}\n")).unwrap();
+        let src = folder_source(&data);
+        let err = src.load(&[]).unwrap_err();
+        assert!(
+            matches!(err, DataError::OutsidePath { line: 2, .. }),
+            "{err}"
+        );
+        let msg = err.to_string();
+        assert!(
+            msg.contains("captions.jsonl:2") && msg.contains("outside the dataset folder"),
+            "{msg}"
+        );
+        assert!(!msg.contains("--"), "{msg}");
+        // Allowed explicitly, the path is taken as written (relative to the folder).
+        let opts = LoadOptions {
+            allow_outside_paths: true,
+        };
+        let all = src.load_with(&[], &opts).unwrap();
+        assert_eq!(all.len(), 2);
+        assert!(all[1].image_path.ends_with("outside.png"));
+    }
+    // `..` that stays inside is fine.
+    fs::write(data.join("captions.jsonl"), format!("{good}\n")).unwrap();
+    assert_eq!(folder_source(&data).load(&[]).unwrap().len(), 1);
+}
+
+#[test]
+fn folder_text_encoding_errors_name_the_line_once() {
+    let good = r#"{"image": "images/a.png", "captions": ["x"], "id": "a"}"#;
+    // Latin-1 "café" on line 2.
+    let t = tempfile::tempdir().unwrap();
+    fs::create_dir_all(t.path().join("images")).unwrap();
+    let mut bytes = format!("{good}\n").into_bytes();
+    bytes.extend_from_slice(
+        b"{\"image\": \"images/b.png\", \"captions\": [\"caf\xe9\"], \"id\": \"b\"}\n",
+    );
+    fs::write(t.path().join("captions.jsonl"), &bytes).unwrap();
+    let err = folder_source(t.path()).load(&[]).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            DataError::NotUtf8 {
+                line: 2,
+                column: 44,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let msg = err.to_string();
+    assert!(
+        msg.contains("captions.jsonl:2") && msg.contains("not UTF-8"),
+        "{msg}"
+    );
+    assert!(std::error::Error::source(&err).is_none());
+    // A UTF-8 byte-order mark and Windows line ends are accepted.
+    let text = format!("\u{feff}{good}\r\n");
+    fs::write(t.path().join("captions.jsonl"), text).unwrap();
+    assert_eq!(ids(&folder_source(t.path()).load(&[]).unwrap()), ["a"]);
+    // An unreadable captions file: the OS text once, in the message only.
+    let d = t.path().join("dir-not-file");
+    fs::create_dir_all(d.join("captions.jsonl")).unwrap();
+    let err = folder_source(&d).load(&[]).unwrap_err();
+    assert!(std::error::Error::source(&err).is_none(), "{err}");
 }

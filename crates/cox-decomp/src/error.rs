@@ -53,5 +53,13 @@ pub(crate) fn check_data(x: cox_snmf::SamplesRef<'_, f32>, k: usize) -> Result<(
         return Err(cox_snmf::Error::TooManyConcepts { k, n_samples: m }.into());
     }
     x.check_finite()?;
+    // Every method would return arbitrary concepts for an all-zero (rank-0) matrix.
+    if x.squared_norm() == 0.0 {
+        return Err(cox_snmf::Error::ZeroData {
+            n_samples: m,
+            n_features: b,
+        }
+        .into());
+    }
     Ok(())
 }

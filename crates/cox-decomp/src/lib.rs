@@ -60,4 +60,21 @@ pub trait Decomposition: Send + Sync + std::fmt::Debug {
     /// Empty data, `K = 0`, `K > M` (PCA: `K > min(M, B)`), a NaN/Inf value named by sample and
     /// feature, or an out-of-range parameter.
     fn fit(&self, x: SamplesRef<'_, f32>, par: Par) -> Result<Decomposed>;
+
+    /// [`Self::fit`], reporting each iteration of an iterative fit to `observer` (Semi-NMF:
+    /// iteration, objective, relative change; see [`cox_snmf::Progress`]) so that a caller can show
+    /// progress. The result is the same as [`Self::fit`]'s. Methods that report nothing (PCA,
+    /// K-Means, Simple) just fit.
+    ///
+    /// # Errors
+    /// As [`Self::fit`].
+    fn fit_observed(
+        &self,
+        x: SamplesRef<'_, f32>,
+        par: Par,
+        observer: &mut dyn FnMut(&cox_snmf::Progress),
+    ) -> Result<Decomposed> {
+        let _ = observer;
+        self.fit(x, par)
+    }
 }

@@ -31,8 +31,17 @@ impl Decomposition for SnmfDecomposition {
     }
 
     fn fit(&self, x: SamplesRef<'_, f32>, par: Par) -> Result<Decomposed> {
+        self.fit_observed(x, par, &mut |_| {})
+    }
+
+    fn fit_observed(
+        &self,
+        x: SamplesRef<'_, f32>,
+        par: Par,
+        observer: &mut dyn FnMut(&cox_snmf::Progress),
+    ) -> Result<Decomposed> {
         check_data(x, self.0.k())?;
-        let fit = self.0.fit(x, par)?;
+        let fit = self.0.fit_observed(x, par, observer)?;
         let dead_concepts = fit.dead_concepts();
         let (k, b) = (fit.k(), x.n_features());
         let report = FitReport {

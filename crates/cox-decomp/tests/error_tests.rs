@@ -98,6 +98,46 @@ fn non_finite_values_are_named_by_sample_and_feature() {
 }
 
 #[test]
+fn all_zero_data_is_rejected_by_every_method() {
+    let zeros = vec![0.0f32; 40];
+    let x = SamplesRef::new(&zeros, 10, 4).unwrap();
+    for dec in all(2) {
+        let e = dec.fit(x, Par::Seq).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                Error::Data(cox_snmf::Error::ZeroData {
+                    n_samples: 10,
+                    n_features: 4
+                })
+            ),
+            "{:?}: {e}",
+            dec.method()
+        );
+    }
+}
+
+/// The observed fit reports Semi-NMF's iterations and returns the plain fit's result; the other
+/// methods just fit.
+#[test]
+fn observed_fits_equal_plain_fits() {
+    let d = data();
+    let x = SamplesRef::new(&d, 10, 4).unwrap();
+    for dec in all(2) {
+        let mut n = 0;
+        let watched = dec.fit_observed(x, Par::Seq, &mut |_| n += 1).unwrap();
+        let plain = dec.fit(x, Par::Seq).unwrap();
+        assert_eq!(watched.activations, plain.activations, "{:?}", dec.method());
+        let expect = if dec.method() == Method::SemiNmf {
+            plain.report.objective_trace.len()
+        } else {
+            0
+        };
+        assert_eq!(n, expect, "{:?}", dec.method());
+    }
+}
+
+#[test]
 fn empty_data_is_rejected() {
     let x = SamplesRef::new(&[], 0, 4).unwrap();
     for dec in all(1) {

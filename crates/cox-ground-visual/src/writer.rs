@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 
-use image::{ImageReader, RgbImage};
+use image::RgbImage;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
@@ -283,17 +283,8 @@ pub fn write_visual_grounding(
     })
 }
 
-/// Decodes an image (format guessed from the content), or says why not, naming the path.
+/// Decodes an image with the project's safe opening (regular files only, limits checked before
+/// reading, truncated files refused), or says why not, naming the path.
 fn load(path: &Path) -> std::result::Result<image::DynamicImage, String> {
-    let reader = ImageReader::open(path)
-        .map_err(|e| format!("cannot open image {}: {e}", path.display()))?
-        .with_guessed_format()
-        .map_err(|e| format!("cannot read image {}: {e}", path.display()))?;
-    let img = reader
-        .decode()
-        .map_err(|e| format!("cannot decode image {}: {e}", path.display()))?;
-    if img.width() == 0 || img.height() == 0 {
-        return Err(format!("image {} is empty", path.display()));
-    }
-    Ok(img)
+    cox_image::open_image(path, &cox_image::ImageLimits::default()).map_err(|e| e.to_string())
 }

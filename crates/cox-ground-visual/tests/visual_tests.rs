@@ -307,7 +307,12 @@ fn missing_and_corrupt_images_are_recorded_not_fatal() {
         );
     }
     assert!(
-        out.problems[2].reason.contains("cannot open"),
+        out.problems[1].reason.contains("truncated"),
+        "{}",
+        out.problems[1].reason
+    );
+    assert!(
+        out.problems[2].reason.contains("cannot read"),
         "{}",
         out.problems[2].reason
     );
@@ -337,7 +342,7 @@ fn missing_and_corrupt_images_are_recorded_not_fatal() {
     assert_eq!(g.get_pixel(4 + 3 * 100 + 20, 4 + 50).0, [0, 100, 200]);
     // The JSON records the error too.
     let json = std::fs::read_to_string(out_dir.join(VISUAL_GROUNDING_FILE)).unwrap();
-    assert!(json.contains("cannot open image"), "{json}");
+    assert!(json.contains("cannot read image"), "{json}");
 }
 
 #[test]

@@ -18,11 +18,10 @@
 //! transformers backends. 16-bit images are scaled to 8 bits (`v / 257`), where Pillow would
 //! clip; CMYK JPEGs are converted to RGB by the decoder.
 
-use std::io::Cursor;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use candle_core::{Device, Tensor};
-use image::{DynamicImage, ImageReader, RgbImage};
+use image::{DynamicImage, RgbImage};
 
 use crate::error::{Error, Result};
 use crate::resample::{resize, Filter, ResizeBackend};
@@ -314,56 +313,21 @@ impl ImageProcessor {
         self
     }
 
-    /// Decodes an image file (JPEG or PNG), rejecting empty, corrupt, truncated, unsupported
-    /// and oversized files with an error naming the path.
+    /// Decodes an image file (JPEG or PNG) with [`cox_image`]'s safe opening: only regular files
+    /// (a FIFO or device is refused at once), the file length and header checked against the
+    /// pixel limit before the whole file is read, and empty, corrupt, truncated, unsupported and
+    /// oversized files rejected with an error naming the path.
     pub fn load_image(&self, path: impl AsRef<Path>) -> Result<DynamicImage> {
         let path = path.as_ref();
-        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let limits = cox_image::ImageLimits::for_pixels(self.max_pixels);
+        let bytes = cox_image::read_image_file(path, &limits).map_err(image_error)?;
         self.decode(&bytes, path)
     }
 
     /// Decodes image bytes; `label` names the source in errors.
     pub fn decode(&self, bytes: &[u8], label: &Path) -> Result<DynamicImage> {
-        let bad = |msg: String| Error::Image {
-            path: PathBuf::from(label),
-            msg,
-        };
-        if bytes.is_empty() {
-            return Err(bad("the file is empty (0 bytes)".into()));
-        }
-        let reader = ImageReader::new(Cursor::new(bytes))
-            .with_guessed_format()
-            .map_err(|e| bad(e.to_string()))?;
-        if reader.format().is_none() {
-            return Err(bad(
-                "unrecognised or unsupported image format (JPEG and PNG are supported)".into(),
-            ));
-        }
-        let (w, h) = reader
-            .into_dimensions()
-            .map_err(|e| bad(format!("cannot read image header: {e}")))?;
-        let pixels = w as u64 * h as u64;
-        if pixels == 0 {
-            return Err(bad(format!("image has zero size ({w}×{h})")));
-        }
-        if pixels > self.max_pixels {
-            return Err(bad(format!(
-                "image is {w}×{h} = {pixels} pixels, above the limit of {} pixels",
-                self.max_pixels
-            )));
-        }
-        let mut reader = ImageReader::new(Cursor::new(bytes))
-            .with_guessed_format()
-            .map_err(|e| bad(e.to_string()))?;
-        let mut limits = image::Limits::default();
-        // Up to 8 bytes per pixel (16-bit RGBA) plus decoder scratch space.
-        limits.max_alloc = Some(pixels.saturating_mul(16).max(1 << 20));
-        reader.limits(limits);
-        // The decoders are not expected to panic, but a malformed file must never take the
-        // process down, so a panic is turned into an error too.
-        let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| reader.decode()))
-            .map_err(|_| bad("the image decoder panicked (corrupt file)".into()))?;
-        decoded.map_err(|e| bad(format!("cannot decode: {e}")))
+        let limits = cox_image::ImageLimits::for_pixels(self.max_pixels);
+        cox_image::decode_image(bytes, label, &limits).map_err(image_error)
     }
 
     /// Converts to 8-bit RGB as transformers 5.x's `convert_to_rgb` does: grey is replicated,
@@ -513,4 +477,12 @@ fn composite_on_white(p: [u8; 4]) -> [u8; 3] {
         ((((tmp >> 8) + tmp) >> 8) >> 7) as u8
     };
     [blend(p[0]), blend(p[1]), blend(p[2])]
+}
+
+/// The model's error for an image that cannot be opened.
+fn image_error(e: cox_image::ImageError) -> Error {
+    match e {
+        cox_image::ImageError::Io { path, cause } => Error::io(path, cause),
+        cox_image::ImageError::Bad { path, problem } => Error::Image { path, msg: problem },
+    }
 }

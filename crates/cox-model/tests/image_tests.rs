@@ -286,9 +286,10 @@ fn bad_files_are_errors_naming_the_path() {
     let jb = std::fs::read(&jpg).unwrap();
     let jcut = dir.path().join("truncated.jpg");
     std::fs::write(&jcut, &jb[..jb.len() / 3]).unwrap();
-    // zune-jpeg may fill a truncated scan with grey rather than fail; either outcome is fine
-    // as long as it is not a panic.
-    let _ = p.load_image(&jcut);
+    // zune-jpeg would fill a truncated scan with grey; the file is refused as truncated instead,
+    // as Pillow refuses it.
+    expect_image_error(p.load_image(&jcut), &jcut, "truncated");
+    expect_image_error(p.load_image(&cut), &cut, "truncated");
     // A missing file is an I/O error naming it.
     let missing = dir.path().join("missing.png");
     match p.load_image(&missing) {

@@ -229,8 +229,15 @@ impl Site<'_> {
         if let Some(done) = self.copied.get(src) {
             return Ok(done.clone());
         }
-        let result = match std::fs::read(src) {
-            Err(e) => Err(format!("cannot read thumbnail {}: {e}", src.display())),
+        // Through the safe image reader: a FIFO or device named as an image fails at once
+        // instead of blocking or being read without end.
+        let result = match cox_image::read_image_file(src, &cox_image::ImageLimits::default()) {
+            Err(cox_image::ImageError::Io { cause, .. }) => {
+                Err(format!("cannot read thumbnail {}: {cause}", src.display()))
+            }
+            Err(cox_image::ImageError::Bad { problem, .. }) => {
+                Err(format!("cannot use thumbnail {}: {problem}", src.display()))
+            }
             Ok(bytes) => {
                 let stem: String = src
                     .file_stem()

@@ -23,6 +23,9 @@ pub enum Error {
         feature: usize,
         value: f64,
     },
+    /// Every value of the data is zero (a rank-0 matrix): there is nothing to decompose.
+    #[error("every value of the {n_samples} × {n_features} data is zero (rank 0), so there is no concept to learn: check that the activations were captured (an all-zero matrix usually means nothing was recorded)")]
+    ZeroData { n_samples: usize, n_features: usize },
     /// The number of concepts is zero.
     #[error("the number of concepts K must be at least 1")]
     ZeroConcepts,

@@ -42,6 +42,29 @@ impl SemiNmf {
     }
 }
 
+/// A completed outer iteration of a fit, as reported to the observer of
+/// [`ValidParams::fit_observed`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Progress {
+    /// Which restart runs (0-based), of `restarts`.
+    pub restart: usize,
+    /// How many restarts the fit makes.
+    pub restarts: usize,
+    /// Completed outer iterations of this restart (1-based), of at most `max_iter`.
+    pub iteration: usize,
+    /// The iteration limit.
+    pub max_iter: usize,
+    /// The objective `½‖X − C D‖² + α‖C‖₁` after this iteration (the `objective_trace` entry).
+    pub objective: f64,
+    /// `(previous − objective) / objective`, the relative decrease the stopping test compares
+    /// with `tol` (`None` at the first iteration).
+    pub relative_change: Option<f64>,
+    /// The stopping tolerance.
+    pub tol: f64,
+    /// Time since this restart started, initialisation included.
+    pub elapsed: Duration,
+}
+
 /// Wall-clock time spent in each phase of a fit.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Timings {
@@ -125,10 +148,41 @@ impl ValidParams {
     /// # Errors
     /// Empty data, a NaN/Inf value (named by sample and feature), `K > M`, or a non-finite objective.
     pub fn fit<T: Real>(&self, x: SamplesRef<'_, T>, par: Par) -> Result<Fit<T>> {
-        T::dispatch_fit(self, x, par)
+        T::dispatch_fit(self, x, par, &mut |_| {})
     }
 
-    pub(crate) fn fit_generic<T: Real>(&self, x: SamplesRef<'_, T>, par: Par) -> Result<Fit<T>> {
+    /// [`Self::fit`], calling `observer` after every completed outer iteration with the
+    /// iteration, its objective and the relative change the stopping test looks at, so that a
+    /// caller can show progress or log it. The observer only watches: the result is the same
+    /// (bit for bit) as without it. This crate itself prints nothing.
+    ///
+    /// ```
+    /// use cox_snmf::{SamplesRef, SemiNmf};
+    /// let data: Vec<f32> = (0..60).map(|i| ((i * 7) % 11) as f32).collect();
+    /// let x = SamplesRef::new(&data, 12, 5).unwrap();
+    /// let mut seen = Vec::new();
+    /// let p = SemiNmf::params().k(3).seed(1).check().unwrap();
+    /// let fit = p.fit_observed(x, faer::Par::Seq, &mut |s| seen.push(s.objective)).unwrap();
+    /// assert_eq!(seen, fit.objective_trace);
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Self::fit`].
+    pub fn fit_observed<T: Real>(
+        &self,
+        x: SamplesRef<'_, T>,
+        par: Par,
+        observer: &mut dyn FnMut(&Progress),
+    ) -> Result<Fit<T>> {
+        T::dispatch_fit(self, x, par, observer)
+    }
+
+    pub(crate) fn fit_generic<T: Real>(
+        &self,
+        x: SamplesRef<'_, T>,
+        par: Par,
+        observer: &mut dyn FnMut(&Progress),
+    ) -> Result<Fit<T>> {
         let p = &self.0;
         let (m, b) = (x.n_samples(), x.n_features());
         if m == 0 || b == 0 {
@@ -144,10 +198,19 @@ impl ValidParams {
             });
         }
         x.check_finite()?;
+        // An all-zero matrix (rank 0) has no direction to learn: every concept would be an
+        // arbitrary unit vector with zero activations. Saying so is clearer than a dictionary of
+        // dead concepts.
+        if x.squared_norm() == 0.0 {
+            return Err(Error::ZeroData {
+                n_samples: m,
+                n_features: b,
+            });
+        }
         let mut best: Option<Fit<T>> = None;
         for r in 0..p.restarts {
             let seed = p.seed.wrapping_add(r as u64);
-            let mut fit = fit_once(self, x, seed, par)?;
+            let mut fit = fit_once(self, x, seed, par, r, observer)?;
             fit.restart = r;
             if best.as_ref().is_none_or(|f| fit.objective < f.objective) {
                 best = Some(fit);
@@ -375,6 +438,8 @@ fn fit_once<T: Real>(
     x: SamplesRef<'_, T>,
     seed: u64,
     par: Par,
+    restart: usize,
+    observer: &mut dyn FnMut(&Progress),
 ) -> Result<Fit<T>> {
     let p = &params.0;
     let (m, b, k) = (x.n_samples(), x.n_features(), p.k);
@@ -461,6 +526,16 @@ fn fit_once<T: Real>(
             if t >= 2 && trace[t - 1] - trace[t] < p.tol * trace[t] {
                 converged = true;
             }
+            observer(&Progress {
+                restart,
+                restarts: p.restarts,
+                iteration: t + 1,
+                max_iter: p.max_iter,
+                objective: f,
+                relative_change: (t >= 1).then(|| (trace[t - 1] - trace[t]) / trace[t]),
+                tol: p.tol,
+                elapsed: last_atom_step_done,
+            });
         }
         if converged || iterations >= p.max_iter {
             final_objective = f_code;

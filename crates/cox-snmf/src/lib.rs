@@ -39,7 +39,7 @@ pub mod synthetic;
 pub use data::SamplesRef;
 pub use dictionary::Dictionary;
 pub use error::{Error, Result};
-pub use fit::{Fit, SemiNmf, Timings};
+pub use fit::{Fit, Progress, SemiNmf, Timings};
 pub use kkt::{kkt_report, KktReport};
 pub use params::{EncodeParams, Init, SemiNmfParams, SvdMethod, ValidParams};
 pub use real::Real;

@@ -5,7 +5,8 @@ use std::fmt::{Debug, Display};
 use faer::Par;
 
 use crate::{
-    Dictionary, EncodeParams, Fit, KktReport, Result, SamplesRef, SvdMethod, TopSvd, ValidParams,
+    Dictionary, EncodeParams, Fit, KktReport, Progress, Result, SamplesRef, SvdMethod, TopSvd,
+    ValidParams,
 };
 
 mod sealed {
@@ -40,7 +41,12 @@ pub trait Real:
     /// Square root.
     fn sqrt_val(self) -> Self;
     #[doc(hidden)]
-    fn dispatch_fit(p: &ValidParams, x: SamplesRef<'_, Self>, par: Par) -> Result<Fit<Self>>;
+    fn dispatch_fit(
+        p: &ValidParams,
+        x: SamplesRef<'_, Self>,
+        par: Par,
+        observer: &mut dyn FnMut(&Progress),
+    ) -> Result<Fit<Self>>;
     #[doc(hidden)]
     fn dispatch_encode(
         d: &Dictionary<Self>,
@@ -80,8 +86,9 @@ macro_rules! impl_real {
                 p: &ValidParams,
                 x: SamplesRef<'_, Self>,
                 par: Par,
+                observer: &mut dyn FnMut(&Progress),
             ) -> Result<Fit<Self>> {
-                p.fit_generic(x, par)
+                p.fit_generic(x, par, observer)
             }
             fn dispatch_encode(
                 d: &Dictionary<Self>,

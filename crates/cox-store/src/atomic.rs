@@ -10,9 +10,9 @@ use crate::{Error, Result};
 /// go to a temporary file in the same folder, which is flushed to disk (fsync) and renamed over `path`.
 /// Parent folders are created.
 pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
-    let err = |source| Error::Write {
+    let err = |cause| Error::Write {
         path: path.to_path_buf(),
-        source,
+        cause,
     };
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
@@ -55,4 +55,41 @@ pub fn tensor_path(path: &Path) -> PathBuf {
 /// The JSON sidecar of a tensor file: `x.safetensors` → `x.json`.
 pub fn sidecar_path(tensor_file: &Path) -> PathBuf {
     tensor_file.with_extension("json")
+}
+
+/// A file-name stem for outputs derived from the input file `path` that stays unique when inputs
+/// share a stem (`a/x.png`, `b/x.jpg`) or sanitise alike (`p<q.png`, `p>q.png`): the stem with
+/// every character but ASCII letters, digits, `-` and `_` replaced by `_` (at most 60 of them),
+/// then `-` and the first 8 hex digits of the SHA-256 of the canonical path (the path as given
+/// when it cannot be resolved), so the same file named two ways gets the same stem.
+///
+/// ```
+/// use std::path::Path;
+/// let a = cox_store::unique_file_stem(Path::new("a/x.png"));
+/// let b = cox_store::unique_file_stem(Path::new("b/x.jpg"));
+/// assert!(a.starts_with("x-") && b.starts_with("x-") && a != b);
+/// assert_ne!(
+///     cox_store::unique_file_stem(Path::new("p<q.png")),
+///     cox_store::unique_file_stem(Path::new("p>q.png"))
+/// );
+/// ```
+pub fn unique_file_stem(path: &Path) -> String {
+    let stem: String = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(60)
+        .collect();
+    let stem = if stem.is_empty() { "file".into() } else { stem };
+    let canonical = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let hash = crate::digest::sha256_hex(canonical.to_string_lossy().as_bytes());
+    format!("{stem}-{}", &hash[..8])
 }

@@ -109,9 +109,9 @@ pub fn write_dictionary(tensor_file: &Path, dict: &DictionaryFile) -> Result<()>
 /// Reads a dictionary written by [`write_dictionary`], checking the tensors against the sidecar.
 pub fn read_dictionary(tensor_file: &Path) -> Result<DictionaryFile> {
     let side = sidecar_path(tensor_file);
-    let text = std::fs::read_to_string(&side).map_err(|source| Error::Read {
+    let text = std::fs::read_to_string(&side).map_err(|cause| Error::Read {
         path: side.clone(),
-        source,
+        cause,
     })?;
     let meta: DictionaryMeta = serde_json::from_str(&text).map_err(|e| Error::BadSidecar {
         path: side.clone(),

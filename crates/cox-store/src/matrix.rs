@@ -78,9 +78,9 @@ pub struct ActivationsFile {
 }
 
 pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(|source| Error::Read {
+    std::fs::read(path).map_err(|cause| Error::Read {
         path: path.to_path_buf(),
-        source,
+        cause,
     })
 }
 
@@ -129,12 +129,29 @@ pub(crate) fn to_f32(
                 .collect(),
             DiskDtype::Bf16,
         ),
-        Dtype::F64 => (
-            d.chunks_exact(8)
-                .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")) as f32)
-                .collect(),
-            DiskDtype::F64,
-        ),
+        Dtype::F64 => {
+            let shape = t.shape();
+            let cols = if rank == 2 { shape[1].max(1) } else { 1 };
+            let mut vals = Vec::with_capacity(d.len() / 8);
+            for (i, c) in d.chunks_exact(8).enumerate() {
+                let v = f64::from_le_bytes(c.try_into().expect("8 bytes"));
+                // A finite f64 beyond f32::MAX would become infinite in memory, and be reported
+                // downstream as "inf" although the file holds a finite number: name it here.
+                if v.is_finite() && v.abs() > f32::MAX as f64 {
+                    let at = if rank == 2 {
+                        format!("row {} col {}", i / cols, i % cols)
+                    } else {
+                        format!("index {i}")
+                    };
+                    return Err(bad(format!(
+                        "value {v:e} at {at} is outside the f32 range (±{:e}); rescale the                          matrix before storing it",
+                        f32::MAX
+                    )));
+                }
+                vals.push(v as f32);
+            }
+            (vals, DiskDtype::F64)
+        }
         other => {
             return Err(bad(format!(
                 "has dtype {other:?}; expected F16, BF16, F32 or F64"
@@ -180,9 +197,9 @@ pub fn read_activations(path: &Path, tensor: Option<&str>) -> Result<Activations
     let (rows, cols) = (t.shape()[0], t.shape()[1]);
     let side = sidecar_path(path);
     let sidecar = if side.exists() {
-        let text = std::fs::read_to_string(&side).map_err(|source| Error::Read {
+        let text = std::fs::read_to_string(&side).map_err(|cause| Error::Read {
             path: side.clone(),
-            source,
+            cause,
         })?;
         Some(serde_json::from_str(&text).map_err(|e| Error::BadSidecar {
             path: side.clone(),
