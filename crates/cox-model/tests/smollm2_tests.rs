@@ -123,7 +123,7 @@ fn written_config_describes_smollm2() {
     assert!(tc["chat_template"]
         .as_str()
         .unwrap()
-        .contains("<|im_start|>assistant\\n"));
+        .contains("<|im_start|>assistant\n"));
 }
 
 /// Greedy continuation with candle-transformers' model on the GGUF file.
@@ -239,4 +239,57 @@ fn logits_and_greedy_match_quantized_llama_on_the_gguf() {
         eprintln!("{p:?} -> {text:?}");
         assert_eq!(ours, theirs, "greedy continuations differ for {p:?}");
     }
+}
+
+#[test]
+fn transformers_agrees_on_the_converted_directory() {
+    let Some(dir) = fetched("transformers_agrees_on_the_converted_directory", HF_DIR) else {
+        return;
+    };
+    let fixture: serde_json::Value =
+        serde_json::from_str(include_str!("fixtures/smollm2_transformers/reference.json")).unwrap();
+    let lm = CausalLm::load(&dir, DType::F32, &Device::Cpu).unwrap();
+    let as_u32 = |v: &serde_json::Value| -> Vec<u32> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_u64().unwrap() as u32)
+            .collect()
+    };
+    let mut worst = 0f64;
+    for c in fixture["cases"].as_array().unwrap() {
+        let prompt = c["prompt"].as_str().unwrap();
+        let ids = lm.encode(prompt).unwrap();
+        assert_eq!(ids, as_u32(&c["ids"]), "AutoTokenizer ids of {prompt:?}");
+        let input = Tensor::new(ids.as_slice(), &Device::Cpu)
+            .unwrap()
+            .unsqueeze(0)
+            .unwrap();
+        let logits = lm
+            .model
+            .forward_ids(&input, None, &ResidualCapture::none(), Logits::Last)
+            .unwrap()
+            .logits
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        let scale = c["max_abs_logit"].as_f64().unwrap();
+        for (i, v) in as_u32(&c["top_ids"])
+            .iter()
+            .zip(c["top_logits"].as_array().unwrap())
+        {
+            let d = (logits[*i as usize] as f64 - v.as_f64().unwrap()).abs() / scale;
+            worst = worst.max(d);
+        }
+        let ours = lm.greedy(&ids, 24, &[EOS]).unwrap();
+        assert_eq!(
+            ours,
+            as_u32(&c["greedy"]),
+            "greedy continuation of {prompt:?} differs from transformers'"
+        );
+    }
+    eprintln!("worst relative difference to transformers' top-10 logits: {worst:.3e}");
+    assert!(worst <= 1e-4, "relative logit difference {worst:e} > 1e-4");
 }
