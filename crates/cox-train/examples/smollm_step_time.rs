@@ -21,6 +21,20 @@ const AFTER_IMAGE: &str =
     "\nProvide a one-sentence caption for the provided image.<|im_end|>\n<|im_start|>assistant\n";
 const IMAGE_TOKENS: usize = 9;
 
+/// CPU seconds this process has used (user + system, from `/proc/self/stat`; 0 where that file
+/// does not exist). On a shared machine the wall time depends on the other processes, the CPU time
+/// much less: on an idle machine with `c` cores the wall time is about CPU time / c.
+fn cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let a: Vec<String> = std::env::args().collect();
     let dir = a.get(1).cloned().unwrap_or_else(|| {
@@ -73,6 +87,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let mut fw = Vec::new();
             let mut bw = Vec::new();
             let mut inf = Vec::new();
+            let mut cpu = Vec::new();
             for r in 0..repeats {
                 let ids: Vec<u32> = (0..batch * (seq - IMAGE_TOKENS))
                     .map(|i| ((i * 7919 + r * 104_729) % 49_000) as u32 + 17)
@@ -87,6 +102,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 let targets: Vec<u32> = (0..batch * cap).map(|i| (i % 1000) as u32 + 100).collect();
                 let targets = Tensor::from_vec(targets, batch * cap, &Device::Cpu)?;
 
+                let c0 = cpu_seconds();
                 let t0 = Instant::now();
                 let embeds = Tensor::cat(&[&pre, img.as_tensor(), &post], 1)?;
                 let out = lm.model.forward_embeds(
@@ -104,6 +120,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 let g = grads.get(&img).expect("a gradient for the image tokens");
                 let _ = g.sqr()?.sum_all()?.to_scalar::<f32>()?;
                 let t2 = Instant::now();
+                cpu.push(cpu_seconds() - c0);
                 drop(grads);
                 // Inference only (no Var in the graph): what evaluation pays per forward.
                 let t3 = Instant::now();
@@ -123,9 +140,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 v.sort_by(f64::total_cmp);
                 v[v.len() / 2]
             };
-            let (f, b, i) = (med(&mut fw), med(&mut bw), med(&mut inf));
+            let (f, b, i, c) = (med(&mut fw), med(&mut bw), med(&mut inf), med(&mut cpu));
             println!(
-                "batch {batch:2}: forward {f:6.2}s backward {b:6.2}s step {:6.2}s ({:5.1} ms/sequence; no-grad forward {i:5.2}s)",
+                "batch {batch:2}: forward {f:6.2}s backward {b:6.2}s step {:6.2}s wall, {c:6.2}s CPU ({:5.1} ms/sequence wall; no-grad forward {i:5.2}s)",
                 f + b,
                 1000.0 * (f + b) / batch as f64
             );
