@@ -178,7 +178,7 @@ const CONVERSIONS: &[Conversion] = &[Conversion {
         ),
         (
             "tokenizer_config.json",
-            "3907b28617bdcaa2d76180f062cbe4f66c8b8786fdbd727868b1fc1ea3a3cf7d",
+            "eab938767079d587b2f4e03f2894a335ef955dad8efc0f9b7d1b472ea01bf919",
         ),
     ],
 }];

@@ -460,7 +460,11 @@ impl GgufLlama {
             "unk_token": unk,
             "clean_up_tokenization_spaces": false,
             "model_max_length": self.uint("llama.context_length")?,
-            "tokenizer_class": "GPT2Tokenizer",
+            // Not "GPT2Tokenizer" (what SmolLM2's own file says): transformers 5 rebuilds that
+            // class's pre-tokenizer as plain byte-level, dropping the digit split of
+            // tokenizer.json ("  42" and "½ ¾ ²" then tokenize differently). The generic class
+            // uses tokenizer.json as written, in transformers 4 and 5.
+            "tokenizer_class": "PreTrainedTokenizerFast",
             "vocab_size": tokens.len(),
         });
         if let Some(t) = self.chat_template() {
