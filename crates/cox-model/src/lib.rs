@@ -6,10 +6,11 @@
 //! projector, a Llama decoder whose loop it owns so that the output of any block (and of the
 //! final norm) can be captured, the LM-head matrix used to decode concept vectors, CLIP image
 //! preprocessing, the tokenizer with the LLaVA-1.5 prompt format, greedy generation with a KV
-//! cache, resolving hub ids in the local Hugging Face cache, and writing random checkpoints in
-//! the same format for tests. Every module is built from a [`candle_nn::VarBuilder`], so the
-//! same code loads real weights or trains from a `VarMap` (all forward ops are differentiable
-//! when the weights are variables; see [`nn`]).
+//! cache, resolving hub ids in the local Hugging Face cache, converting a llama.cpp GGUF Llama
+//! (weights and tokenizer metadata) into a Hugging Face `LlamaForCausalLM` directory ([`gguf`]),
+//! and writing random checkpoints in the same format for tests. Every module is built from a
+//! [`candle_nn::VarBuilder`], so the same code loads real weights or trains from a `VarMap` (all
+//! forward ops are differentiable when the weights are variables; see [`nn`]).
 //!
 //! The [`qwen2_vl`] module adds Qwen2-VL and Qwen2.5-VL checkpoints built from the same parts
 //! ([`qwen2_vl::Qwen2Vl`]: the vision transformer and merger, the Qwen2 decoder with multimodal
@@ -50,6 +51,7 @@
 
 pub mod config;
 pub mod error;
+pub mod gguf;
 pub mod hub;
 pub mod llama;
 pub mod model;
@@ -64,6 +66,7 @@ pub mod weights;
 
 pub use config::{FeatureLayer, LlavaConfig, SelectStrategy, TextConfig, VisionConfig};
 pub use error::{Error, Result};
+pub use gguf::{CausalLm, GgufLlama};
 pub use hub::resolve_model_dir;
 pub use llama::{KvCache, LayerSel, LlamaModel, LmOutput, Logits, ResidualCapture};
 pub use model::{

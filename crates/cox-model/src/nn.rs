@@ -66,13 +66,70 @@ impl Module for Linear {
         };
         let rows: usize = lead.iter().product();
         let x2 = x.reshape((rows, in_dim))?;
-        let mut y = x2.matmul(&self.weight_t)?;
+        let frozen_weight_tracked_input = x2.track_op()
+            && !self.weight_t.track_op()
+            && x2.device().is_cpu()
+            && x2.dtype() == DType::F32
+            && self.weight_t.dtype() == DType::F32;
+        let mut y = if frozen_weight_tracked_input {
+            // candle's matmul backward always computes the right operand's gradient too; for a
+            // frozen weight that is a wasted product as large as the input's gradient.
+            x2.contiguous()?.apply_op1(FrozenMatmul {
+                weight_t: self.weight_t.clone(),
+            })?
+        } else {
+            x2.matmul(&self.weight_t)?
+        };
         if let Some(b) = &self.bias {
             y = y.broadcast_add(b)?;
         }
         let mut out_dims = lead.to_vec();
         out_dims.push(self.weight_t.dim(1)?);
         y.reshape(out_dims)
+    }
+}
+
+/// `x · weight_t` for a constant `weight_t` (`[in, out]`, contiguous) whose backward pass computes
+/// only the input's gradient (`grad · weight_tᵀ`). CPU and f32 only (the caller checks).
+struct FrozenMatmul {
+    weight_t: Tensor,
+}
+
+impl candle_core::CustomOp1 for FrozenMatmul {
+    fn name(&self) -> &'static str {
+        "frozen-matmul"
+    }
+
+    fn cpu_fwd(
+        &self,
+        storage: &candle_core::CpuStorage,
+        layout: &candle_core::Layout,
+    ) -> candle_core::Result<(candle_core::CpuStorage, candle_core::Shape)> {
+        let candle_core::CpuStorage::F32(data) = storage else {
+            candle_core::bail!("frozen-matmul: f32 input expected")
+        };
+        let Some((start, end)) = layout.contiguous_offsets() else {
+            candle_core::bail!("frozen-matmul: contiguous input expected")
+        };
+        let x = Tensor::from_slice(&data[start..end], layout.shape(), &candle_core::Device::Cpu)?;
+        let y = x.matmul(&self.weight_t)?;
+        let shape = y.shape().clone();
+        let (st, _) = y.storage_and_layout();
+        match &*st {
+            candle_core::Storage::Cpu(candle_core::CpuStorage::F32(v)) => {
+                Ok((candle_core::CpuStorage::F32(v.clone()), shape))
+            }
+            _ => candle_core::bail!("frozen-matmul: unexpected output storage"),
+        }
+    }
+
+    fn bwd(
+        &self,
+        _arg: &Tensor,
+        _res: &Tensor,
+        grad_res: &Tensor,
+    ) -> candle_core::Result<Option<Tensor>> {
+        Ok(Some(grad_res.matmul(&self.weight_t.t()?)?))
     }
 }
 
@@ -181,5 +238,35 @@ pub(crate) fn rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> candle_core::Resul
         x.broadcast_mul(&cos)? + rotated.broadcast_mul(&sin)?
     } else {
         candle_nn::rotary_emb::rope(&x.contiguous()?, cos, sin)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Var};
+
+    #[test]
+    fn frozen_weight_linear_gives_the_input_gradient_of_a_plain_matmul() {
+        let dev = Device::Cpu;
+        let w = Tensor::randn(0f32, 1.0, (5, 3), &dev).unwrap();
+        let lin = Linear {
+            weight_t: w.t().unwrap().contiguous().unwrap(),
+            bias: None,
+        };
+        let x = Var::from_tensor(&Tensor::randn(0f32, 1.0, (2, 4, 3), &dev).unwrap()).unwrap();
+        let y = lin.forward(x.as_tensor()).unwrap();
+        let loss = (y.sqr().unwrap().sum_all().unwrap() * 0.5).unwrap();
+        let g = loss.backward().unwrap();
+        let got = g.get(x.as_tensor()).unwrap();
+        // Reference: the same function with a broadcast matmul on the transposed view.
+        let y2 = x.as_tensor().broadcast_matmul(&w.t().unwrap()).unwrap();
+        let want = y2.broadcast_matmul(&w).unwrap();
+        let d = (&y - &y2).unwrap().abs().unwrap().max_all().unwrap();
+        assert!(d.to_scalar::<f32>().unwrap() < 1e-5);
+        let d = (got - want).unwrap().abs().unwrap().max_all().unwrap();
+        assert!(d.to_scalar::<f32>().unwrap() < 1e-5);
+        // The frozen weight receives no gradient.
+        assert!(g.get(&lin.weight_t).is_none());
     }
 }

@@ -32,6 +32,14 @@ pub enum TrainError {
         /// The loss value.
         loss: f32,
     },
+    /// A saved optimiser state does not fit the optimiser's variables.
+    #[error("cannot resume from the optimiser state {path}: expected {msg}")]
+    OptimiserState {
+        /// The state file.
+        path: std::path::PathBuf,
+        /// What it should have held.
+        msg: String,
+    },
     /// The thread that renders training batches stopped without sending the next one.
     #[error("the batch-rendering thread stopped unexpectedly")]
     BatchWorker,

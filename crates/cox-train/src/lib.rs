@@ -30,6 +30,7 @@
 mod data;
 mod error;
 mod eval;
+pub mod optim;
 pub mod pretrain;
 mod schedule;
 mod train;
