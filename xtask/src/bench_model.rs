@@ -390,6 +390,7 @@ pub fn run(a: Args) -> Result<()> {
             r.images_per_s
         ));
     }
+    md.push('\n');
     println!("{md}");
     if !a.no_write {
         let path = crate::workspace_root().join("docs/benchmarks.md");

@@ -167,6 +167,7 @@ pub fn run(a: Args) -> Result<()> {
             seed: 0,
             json: None,
             world_size: a.world_size,
+            image_backend: None,
         })?;
     }
     Ok(())
@@ -189,10 +190,29 @@ pub struct EvalArgs {
     /// Also write the report as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Image resampling to reproduce (default: what the checkpoint's processor type implies).
+    #[arg(long, value_enum)]
+    image_backend: Option<ImageBackend>,
+}
+
+/// `--image-backend`: whose resampling the processor reproduces.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum ImageBackend {
+    /// torchvision (transformers 5.x's default).
+    Torchvision,
+    /// Pillow (transformers 4.x's default).
+    Pil,
 }
 
 pub fn eval(a: EvalArgs) -> Result<()> {
-    let llava = cox_model::Llava::load(&a.model.to_string_lossy(), &Default::default())
+    let opts = cox_model::LoadOptions {
+        image_backend: a.image_backend.map(|b| match b {
+            ImageBackend::Torchvision => cox_model::resample::ResizeBackend::Torchvision,
+            ImageBackend::Pil => cox_model::resample::ResizeBackend::Pil,
+        }),
+        ..Default::default()
+    };
+    let llava = cox_model::Llava::load(&a.model.to_string_lossy(), &opts)
         .with_context(|| format!("loading {}", a.model.display()))?;
     let world = cox_synth::SynthConfig {
         image_size: a

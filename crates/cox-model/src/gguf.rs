@@ -276,6 +276,7 @@ impl GgufLlama {
                 10_000.0
             },
             rope_scaling: None,
+            rope_parameters: None,
             vocab_size: vocab,
             max_position_embeddings: self.uint("llama.context_length")? as usize,
             tie_word_embeddings: tied,

@@ -18,7 +18,7 @@
 //! transformers backends. 16-bit images are scaled to 8 bits (`v / 257`), where Pillow would
 //! clip; CMYK JPEGs are converted to RGB by the decoder.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use candle_core::{Device, Tensor};
 use image::{DynamicImage, RgbImage};
