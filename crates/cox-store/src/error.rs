@@ -21,7 +21,7 @@ pub enum Error {
     #[error("{path} is not a valid safetensors file ({reason}): it is truncated or of another format; re-create it")]
     NotSafetensors { path: PathBuf, reason: String },
     /// The expected tensor is missing.
-    #[error("{path} has no tensor named {name:?} (it has: {available}); pass the right file or --tensor NAME")]
+    #[error("{path} has no tensor named {name:?} (it has: {available}); pass the right file or name the tensor to read")]
     MissingTensor {
         path: PathBuf,
         name: String,

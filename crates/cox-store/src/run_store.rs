@@ -251,7 +251,7 @@ impl RunWriter {
                         &mpath,
                         format!(
                             "this folder holds the store of another run ({}); resume it with the \
-                             same settings or choose another --out",
+                             same settings or write the new store into another folder",
                             diffs.join("; ")
                         ),
                     ));
@@ -272,7 +272,7 @@ impl RunWriter {
                     return Err(bad(
                         &mpath,
                         format!(
-                            "{} is not empty and holds no activation store; choose an empty or new --out",
+                            "{} is not empty and holds no activation store; choose an empty or new folder",
                             dir.display()
                         ),
                     ));
@@ -445,7 +445,7 @@ fn require_manifest(dir: &Path) -> Result<RunManifest> {
         path: dir.join(MANIFEST_FILE),
         source: std::io::Error::new(
             std::io::ErrorKind::NotFound,
-            "not an activation store (no manifest.json); run `coxlmm extract --out DIR` first",
+            "not an activation store (no manifest.json); extract one into this folder first",
         ),
     })
 }
@@ -479,8 +479,8 @@ pub fn read_run(dir: &Path, layer: Option<&str>) -> Result<RunActivations> {
         return Err(bad(
             &mpath,
             format!(
-                "the store is incomplete ({} of {} samples); rerun the same `coxlmm extract` \
-                 command to finish it",
+                "the store is incomplete ({} of {} samples); rerun the same extraction to \
+                 finish it",
                 m.samples_done(),
                 m.spec.total_samples
             ),
@@ -493,7 +493,7 @@ pub fn read_run(dir: &Path, layer: Option<&str>) -> Result<RunActivations> {
             return Err(bad(
                 &mpath,
                 format!(
-                    "the store has layers {}; pick one with --layer",
+                    "the store has layers {}; name the one to read",
                     m.spec.layers.join(", ")
                 ),
             ))
