@@ -34,7 +34,7 @@ const BINARY: &[&str] = &[
 fn needles() -> Vec<String> {
     let abs = ["work", "home", "tmp", "root", "Users", "mnt", "private/var"];
     let mut v: Vec<String> = abs.iter().map(|d| format!("/{d}/")).collect();
-    // The team's notes outside the checkout (`../shared/…`, `shared/method.md`).
+    // Notes kept in a folder beside the checkout, which a clone does not have.
     v.push(format!("{}/", "shared"));
     v
 }
@@ -50,10 +50,12 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
     for e in entries.flatten() {
         let p = e.path();
         let name = e.file_name().to_string_lossy().into_owned();
+        if SKIPPED_DIRS.contains(&name.as_str()) {
+            // `.git` is a file in a worktree checkout (it names the main repository's path).
+            continue;
+        }
         if p.is_dir() {
-            if !SKIPPED_DIRS.contains(&name.as_str()) {
-                walk(&p, out);
-            }
+            walk(&p, out);
         } else if !p
             .extension()
             .is_some_and(|x| BINARY.contains(&x.to_string_lossy().to_lowercase().as_str()))

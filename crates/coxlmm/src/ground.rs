@@ -35,7 +35,7 @@ impl LmHead {
         })
     }
 
-    fn as_ref(&self) -> Result<LmHeadRef<'_>> {
+    fn view(&self) -> Result<LmHeadRef<'_>> {
         Ok(LmHeadRef::new(
             &self.weights,
             self.weights.len() / self.hidden,
@@ -52,7 +52,7 @@ pub fn ground(
     dict: &DictionaryFile,
     p: &GroundParams,
 ) -> Result<Grounding> {
-    let head = head.as_ref()?;
+    let head = head.view()?;
     let decoder = model.llava().tokenizer.inner();
     let vocab = Vocabulary::bundled();
     let gparams = GroundingParams {
