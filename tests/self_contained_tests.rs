@@ -65,10 +65,37 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// `(file, line number, line)` for every line of the text files under `root` holding a needle.
-fn offending(root: &Path) -> Vec<(PathBuf, usize, String)> {
+/// The files git tracks under `root` (so that local run folders and caches are not scanned), or
+/// every file when `root` is not a git checkout.
+fn repository_files(root: &Path) -> Vec<PathBuf> {
+    let tracked = std::process::Command::new("git")
+        .arg("-C")
+        .arg(root)
+        .args(["ls-files", "-z", "--cached", "--others", "--exclude-standard"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success() && !o.stdout.is_empty());
     let mut files = Vec::new();
-    walk(root, &mut files);
+    match tracked {
+        Some(o) => {
+            for name in o.stdout.split(|&b| b == 0).filter(|n| !n.is_empty()) {
+                let p = root.join(String::from_utf8_lossy(name).as_ref());
+                let binary = p
+                    .extension()
+                    .is_some_and(|x| BINARY.contains(&x.to_string_lossy().to_lowercase().as_str()));
+                if p.is_file() && !binary {
+                    files.push(p);
+                }
+            }
+        }
+        None => walk(root, &mut files),
+    }
+    files
+}
+
+/// `(file, line number, line)` for every line of the text files under `root` holding a needle.
+fn offending(root: &Path, files: Vec<PathBuf>) -> Vec<(PathBuf, usize, String)> {
+    let mut files = files;
     files.sort();
     let needles = needles();
     let mut hits = Vec::new();
@@ -94,7 +121,7 @@ fn no_file_refers_to_paths_outside_the_repository() {
         "not the workspace root: {}",
         root.display()
     );
-    let hits = offending(&root);
+    let hits = offending(&root, repository_files(&root));
     let list: Vec<String> = hits
         .iter()
         .map(|(f, n, l)| format!("{}:{n}: {l}", f.display()))
@@ -122,7 +149,10 @@ fn the_scan_finds_what_it_looks_for() {
         format!("{}/method.md\n", "../shared"),
     )
     .unwrap();
-    let hits = offending(dir.path());
+    // A scratch folder is not a git checkout: every file but the skipped folders is scanned.
+    let mut files = Vec::new();
+    walk(dir.path(), &mut files);
+    let hits = offending(dir.path(), files);
     let names: Vec<(String, usize)> = hits
         .iter()
         .map(|(f, n, _)| (f.display().to_string(), *n))
