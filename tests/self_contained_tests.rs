@@ -71,7 +71,13 @@ fn repository_files(root: &Path) -> Vec<PathBuf> {
     let tracked = std::process::Command::new("git")
         .arg("-C")
         .arg(root)
-        .args(["ls-files", "-z", "--cached", "--others", "--exclude-standard"])
+        .args([
+            "ls-files",
+            "-z",
+            "--cached",
+            "--others",
+            "--exclude-standard",
+        ])
         .output()
         .ok()
         .filter(|o| o.status.success() && !o.stdout.is_empty());
