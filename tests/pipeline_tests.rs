@@ -30,6 +30,14 @@ fn small_demo(out: &Path, extra: &[&str]) -> Output {
     coxlmm(&args)
 }
 
+/// How many times the process loaded a model (`coxlmm::model::LOAD_LOG_PREFIX` lines on stderr).
+fn loads(o: &Output) -> usize {
+    String::from_utf8_lossy(&o.stderr)
+        .lines()
+        .filter(|l| l.starts_with(coxlmm::model::LOAD_LOG_PREFIX))
+        .count()
+}
+
 fn metrics(out: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(out.join("metrics.json")).unwrap()).unwrap()
 }
@@ -47,6 +55,8 @@ fn demo_runs_end_to_end_resumes_and_explains() {
     assert!(o.status.success(), "{}", text(&o));
     let t = text(&o);
     assert!(t.contains("report: "), "{t}");
+    // The model is loaded once and shared by extraction (train and test), grounding and the rest.
+    assert_eq!(loads(&o), 1, "{t}");
 
     // The world, the stores, one dictionary per method, the grounding, the metrics, the report.
     assert!(out.join("data/captions.jsonl").is_file());
@@ -108,6 +118,32 @@ fn demo_runs_end_to_end_resumes_and_explains() {
         before,
         std::fs::read(out.join("dict/snmf.safetensors")).unwrap()
     );
+
+    assert_eq!(loads(&o), 1, "{}", text(&o));
+
+    // `coxlmm run` with the demo's settings resumes the same folder, with one model load.
+    let data = format!("folder:{}", out.join("data").display());
+    let model = model_dir().display().to_string();
+    let o = coxlmm(&[
+        "run",
+        "--model",
+        &model,
+        "--data",
+        &data,
+        "--token",
+        "circle",
+        "--layer",
+        "2",
+        "--k",
+        "6",
+        "--stability-seeds",
+        "2",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(loads(&o), 1, "{}", text(&o));
+    assert!(text(&o).contains("done already"), "{}", text(&o));
 
     // Other settings in the same folder are refused, naming the difference.
     let o = small_demo(&out, &["--lambda", "0.5"]);

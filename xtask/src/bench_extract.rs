@@ -148,7 +148,7 @@ fn generated_word(l: &Llava, image: &Path, max_new: usize) -> Result<String> {
         .context("the mid checkpoint generated no word for the first image")
 }
 
-/// coxlmm's default instruction (method.md §1.2).
+/// coxlmm's default instruction (docs/method.md §2).
 const PROMPT: &str = "\nProvide a one-sentence caption for the provided image.";
 
 fn extract(cli: &Path, case: &Case, data: &Path, batch: usize, work: &Path) -> Result<Timings> {

@@ -1,10 +1,10 @@
 //! `cargo xtask reproduce`: the paper's evaluation protocol end to end (Table 1, Table 2,
-//! ground-truth recovery, the layer sweep of §5.4 and the K sweep of §5.5), written to
+//! ground-truth recovery, the layer sweep and the K sweep of `docs/method.md` §6.3–6.4), written to
 //! `docs/reproduce/<setting>.{md,json}`.
 //!
-//! xtask only orchestrates: it builds the `coxlmm` CLI once and runs it as a subprocess (the CLI
-//! is the only thing that knows the pipeline), then aggregates the runs' `metrics.json` files and
-//! dictionary sidecars. Every run folder lives under `target/reproduce/<setting>/` and is resumed
+//! xtask only orchestrates: it builds the `coxlmm` CLI once and runs it as a subprocess (each run
+//! in its own process, resumable), then aggregates the runs' `metrics.json` files — read as the
+//! `coxlmm` library's typed [`Metrics`] — and dictionary sidecars. Every run folder lives under `target/reproduce/<setting>/` and is resumed
 //! by the CLI, so an interrupted reproduce is finished by running it again.
 
 use std::collections::BTreeMap;
@@ -14,6 +14,8 @@ use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
+use cox_metrics::MeanStd;
+use coxlmm::{Method, MethodMetrics, Metrics, RunFolder};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -26,8 +28,8 @@ pub struct Args {
     out: PathBuf,
     /// `synthetic` (the committed tiny model on the cox-synth world) or `coco` (the paper's
     /// setting: LLaVA-1.5 on COCO, needs --model and --coco).
-    #[arg(long, default_value = "synthetic")]
-    setting: String,
+    #[arg(long, value_enum, default_value_t = Setting::Synthetic)]
+    setting: Setting,
     /// The model (synthetic: default the committed tiny-llava-synth; coco: a LLaVA-1.5 directory
     /// or hub id, required).
     #[arg(long)]
@@ -44,6 +46,15 @@ pub struct Args {
     /// Work directory for the run folders (default target/reproduce/<setting>[-quick]).
     #[arg(long)]
     work: Option<PathBuf>,
+}
+
+/// Which protocol `reproduce` runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Setting {
+    /// The committed tiny model on the cox-synth world.
+    Synthetic,
+    /// LLaVA-1.5 on COCO (the paper's setting).
+    Coco,
 }
 
 /// The protocol's knobs for one setting.
@@ -72,18 +83,18 @@ pub struct NoiseOutcome {
     /// Why the baseline has no number (None when it has one).
     pub unavailable: Option<String>,
     /// The noise dictionary's metrics (when it could be learnt and evaluated).
-    pub metrics: Option<Value>,
+    pub metrics: Option<Metrics>,
 }
 
 /// Everything measured for one token.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
 pub struct TokenResults {
     /// `metrics.json` of the main run (all methods, default layer, K).
-    pub main: Value,
+    pub main: Metrics,
     /// Layer name → `metrics.json` of the Semi-NMF run at that layer.
-    pub layers: BTreeMap<String, Value>,
+    pub layers: BTreeMap<String, Metrics>,
     /// K → `metrics.json` of the run at that K.
-    pub k_sweep: BTreeMap<usize, Value>,
+    pub k_sweep: BTreeMap<usize, Metrics>,
     /// K → method → the dictionary sidecar's objective.
     pub k_objective: BTreeMap<usize, BTreeMap<String, Option<f64>>>,
     pub noise: Option<NoiseOutcome>,
@@ -121,10 +132,9 @@ pub fn run(mut a: Args) -> Result<()> {
     }
     // Paths in run folders are relative to the workspace root (portable run.json files).
     std::env::set_current_dir(&root)?;
-    let p = match a.setting.as_str() {
-        "synthetic" => synthetic_protocol(&a)?,
-        "coco" => coco_protocol(&a)?,
-        s => bail!("--setting {s:?}: choose synthetic or coco"),
+    let p = match a.setting {
+        Setting::Synthetic => synthetic_protocol(&a)?,
+        Setting::Coco => coco_protocol(&a)?,
     };
     let work = a.work.clone().unwrap_or_else(|| {
         Path::new("target/reproduce").join(if a.quick {
@@ -202,10 +212,10 @@ pub fn run(mut a: Args) -> Result<()> {
             v
         };
         coxlmm(&cli, &common(&main_dir, &p.layer, p.k, &p.methods))?;
-        r.main = read_json(&main_dir.join("metrics.json"))?;
+        r.main = read_metrics(&main_dir)?;
         timings.push((format!("{token}: main run"), t.elapsed().as_secs_f64()));
 
-        // §5.4 layer sweep: Semi-NMF at every layer, on copies of the main run's stores.
+        // The layer sweep (docs/method.md §6.3): Semi-NMF at every layer, on copies of the main run's stores.
         let t = Instant::now();
         for l in &layer_names {
             let dir = if *l == p.layer {
@@ -216,12 +226,11 @@ pub fn run(mut a: Args) -> Result<()> {
                 coxlmm(&cli, &common(&dir, l, p.k, "snmf"))?;
                 dir
             };
-            r.layers
-                .insert(l.clone(), read_json(&dir.join("metrics.json"))?);
+            r.layers.insert(l.clone(), read_metrics(&dir)?);
         }
         timings.push((format!("{token}: layer sweep"), t.elapsed().as_secs_f64()));
 
-        // §5.5 K sweep.
+        // The K sweep (docs/method.md §6.4).
         let t = Instant::now();
         for &k in &p.k_sweep {
             let dir = if k == p.k {
@@ -236,16 +245,16 @@ pub fn run(mut a: Args) -> Result<()> {
                 coxlmm(&cli, &argv)?;
                 dir
             };
-            r.k_sweep.insert(k, read_json(&dir.join("metrics.json"))?);
+            r.k_sweep.insert(k, read_metrics(&dir)?);
             let mut obj = BTreeMap::new();
-            for m in ["snmf", "pca", "kmeans"] {
-                let side = dir.join("dict").join(format!("{m}.json"));
+            for m in [Method::SemiNmf, Method::Pca, Method::KMeans] {
+                let side = cox_store::sidecar_path(&RunFolder::new(&dir).dict_file(m));
                 let v = side
                     .is_file()
                     .then(|| read_json(&side).ok())
                     .flatten()
                     .and_then(|v| v.get("objective").and_then(Value::as_f64));
-                obj.insert(m.to_string(), v);
+                obj.insert(m.name().to_string(), v);
             }
             r.k_objective.insert(k, obj);
         }
@@ -433,6 +442,11 @@ fn share_extract(main: &Path, dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// A finished run's `metrics.json`.
+fn read_metrics(run: &Path) -> Result<Metrics> {
+    RunFolder::new(run).read_metrics()
+}
+
 fn read_json(p: &Path) -> Result<Value> {
     let text =
         std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?;
@@ -547,7 +561,7 @@ fn noise_baseline(
                 images: p.noise_images,
                 kept,
                 unavailable: None,
-                metrics: Some(read_json(&eval.join("metrics.json"))?),
+                metrics: Some(read_metrics(&eval)?),
             }
         }
         Err(_) => NoiseOutcome {
@@ -567,7 +581,7 @@ fn noise_baseline(
 
 // ---------------------------------------------------------------- rendering
 
-/// The paper's Table 1 (v1, DePALM, L = 31, K = 20), method.md §5.1: token → [(column, CS, BS)].
+/// The paper's Table 1 (v1, DePALM, L = 31, K = 20), docs/method.md §6.1: token → [(column, CS, BS)].
 /// A paper cell: (column, CS, BS).
 type PaperCell = (&'static str, &'static str, &'static str);
 
@@ -614,7 +628,7 @@ const PAPER_T1: &[(&str, [PaperCell; 5])] = &[
     ),
 ];
 
-/// The paper's overlap table (v1, DePALM), method.md §5.2: token → Simple, PCA, K-Means, Semi-NMF.
+/// The paper's overlap table (v1, DePALM), docs/method.md §6.2: token → Simple, PCA, K-Means, Semi-NMF.
 const PAPER_T2: &[(&str, [&str; 4])] = &[
     ("dog", ["0.371", "0.004", "0.501", "0.086"]),
     ("bus", ["0.622", "0.002", "0.487", "0.177"]),
@@ -622,32 +636,18 @@ const PAPER_T2: &[(&str, [&str; 4])] = &[
     ("cat", ["0.452", "0.000", "0.500", "0.146"]),
 ];
 
-/// Method ids of `metrics.json` with their table names, in table order.
-pub const METHODS: [(&str, &str); 4] = [
-    ("simple", "Simple"),
-    ("pca", "PCA"),
-    ("kmeans", "K-Means"),
-    ("snmf", "Semi-NMF"),
-];
-
-/// `mean ± std` of a `{mean, std, n}` value, or `None` when absent/null.
-pub fn mean_std(v: Option<&Value>) -> Option<String> {
-    let v = v?;
-    let m = v.get("mean")?.as_f64()?;
-    let s = v.get("std")?.as_f64()?;
-    Some(format!("{m:.3} ± {s:.3}"))
+/// `mean ± std`, or `None` when absent.
+pub fn mean_std(v: Option<&MeanStd>) -> Option<String> {
+    v.map(|v| format!("{:.3} ± {:.3}", v.mean, v.std))
 }
 
-fn num(v: Option<&Value>) -> Option<String> {
-    v.and_then(Value::as_f64).map(|x| format!("{x:.3}"))
+fn num(v: Option<f64>) -> Option<String> {
+    v.map(|x| format!("{x:.3}"))
 }
 
 /// The method's entry of a `metrics.json`.
-pub fn method<'a>(metrics: &'a Value, id: &str) -> Option<&'a Value> {
-    metrics["methods"]
-        .as_array()?
-        .iter()
-        .find(|m| m["method"].as_str() == Some(id))
+pub fn method(metrics: &Metrics, m: Method) -> Option<&MethodMetrics> {
+    metrics.method(m)
 }
 
 const NA: &str = "n/a";
@@ -655,6 +655,9 @@ const NA: &str = "n/a";
 fn cell(s: Option<String>) -> String {
     s.unwrap_or_else(|| NA.to_string())
 }
+
+/// A Table 1 score of a method's entry.
+type Score = fn(&MethodMetrics) -> Option<&MeanStd>;
 
 /// Table 1: one row per token and score (CS, BS), columns Rnd-Words, Noise-Imgs, Simple, PCA,
 /// K-Means, Semi-NMF, GT-captions.
@@ -665,40 +668,41 @@ pub fn table1(r: &Results) -> String {
     );
     for (token, t) in &r.tokens {
         let m = &t.main;
-        let snmf = method(m, "snmf");
+        let snmf = method(m, Method::SemiNmf);
         let noise = t
             .noise
             .as_ref()
-            .and_then(|n| n.metrics.as_ref())
-            .filter(|_| t.noise.as_ref().is_some_and(|n| n.unavailable.is_none()));
-        for (score, key) in [
-            ("CS top-1", "clipscore_top1"),
-            ("BS top-1", "bertscore_top1"),
-        ] {
-            let rnd = if key == "bertscore_top1" {
-                mean_std(snmf.and_then(|x| x.get("bertscore_top1_rnd_words")))
+            .filter(|n| n.unavailable.is_none())
+            .and_then(|n| n.metrics.as_ref());
+        let clip: Score = |x| x.clipscore_top1.as_ref();
+        let bert: Score = |x| x.bertscore_top1.as_ref();
+        for (score, get, is_bert) in [("CS top-1", clip, false), ("BS top-1", bert, true)] {
+            // Rnd-Words and GT-captions have BERTScore only (the CLI scores CLIPScore for the
+            // concept words alone).
+            let (rnd, gt) = if is_bert {
+                (
+                    mean_std(snmf.and_then(|x| x.bertscore_top1_rnd_words.as_ref())),
+                    mean_std(m.references.bertscore_gt_captions.as_ref()),
+                )
             } else {
-                None
+                (None, None)
             };
-            let gt = if key == "bertscore_top1" {
-                mean_std(m["references"].get("bertscore_gt_captions"))
-            } else {
-                None
-            };
-            let noise_cell =
-                noise.and_then(|n| mean_std(n["references"].get(format!("{key}_noise_imgs"))));
+            let noise_cell = noise.and_then(|n| {
+                let refs = &n.references;
+                mean_std(if is_bert {
+                    refs.bertscore_top1_noise_imgs.as_ref()
+                } else {
+                    refs.clipscore_top1_noise_imgs.as_ref()
+                })
+            });
             let _ = write!(
                 s,
                 "| {token} | {score} | {} | {} |",
                 cell(rnd),
                 cell(noise_cell)
             );
-            for (id, _) in METHODS {
-                let _ = write!(
-                    s,
-                    " {} |",
-                    cell(mean_std(method(m, id).and_then(|x| x.get(key))))
-                );
+            for id in Method::ALL {
+                let _ = write!(s, " {} |", cell(mean_std(method(m, id).and_then(get))));
             }
             let _ = writeln!(s, " {} |", cell(gt));
         }
@@ -706,17 +710,21 @@ pub fn table1(r: &Results) -> String {
     s
 }
 
+/// The table header's method columns, in the paper's order.
+fn method_columns() -> String {
+    Method::ALL.map(Method::label).join(" | ")
+}
+
 /// Table 2: overlap per token × method.
 pub fn table2(r: &Results) -> String {
-    let mut s =
-        String::from("| Token | Simple | PCA | K-Means | Semi-NMF |\n|---|---|---|---|---|\n");
+    let mut s = format!("| Token | {} |\n|---|---|---|---|---|\n", method_columns());
     for (token, t) in &r.tokens {
         let _ = write!(s, "| {token} |");
-        for (id, _) in METHODS {
+        for id in Method::ALL {
             let _ = write!(
                 s,
                 " {} |",
-                cell(num(method(&t.main, id).and_then(|x| x.get("overlap"))))
+                cell(num(method(&t.main, id).map(|x| x.overlap)))
             );
         }
         s.push('\n');
@@ -727,21 +735,27 @@ pub fn table2(r: &Results) -> String {
 /// Ground-truth recovery AUC (train / test) per token × method, and the supervised linear-probe
 /// ceiling (test).
 pub fn recovery_table(r: &Results) -> String {
-    let mut s = String::from(
-        "| Token | Simple | PCA | K-Means | Semi-NMF | Linear probe (supervised ceiling) |\n|---|---|---|---|---|---|\n",
+    let mut s = format!(
+        "| Token | {} | Linear probe (supervised ceiling) |\n|---|---|---|---|---|---|\n",
+        method_columns()
     );
     for (token, t) in &r.tokens {
         let _ = write!(s, "| {token} |");
-        for (id, _) in METHODS {
+        for id in Method::ALL {
             let mm = method(&t.main, id);
             let _ = write!(
                 s,
                 " {} / {} |",
-                cell(num(mm.and_then(|x| x.get("recovery_auc_train")))),
-                cell(num(mm.and_then(|x| x.get("recovery_auc_test"))))
+                cell(num(mm.and_then(|x| x.recovery_auc_train))),
+                cell(num(mm.and_then(|x| x.recovery_auc_test)))
             );
         }
-        let probe = t.main["references"]["recovery_probe"].get("mean_auc");
+        let probe = t
+            .main
+            .references
+            .recovery_probe
+            .as_ref()
+            .map(|p| p.mean_auc);
         let _ = writeln!(s, " {} |", cell(num(probe)));
     }
     s
@@ -755,19 +769,19 @@ pub fn layer_table(r: &Results) -> String {
          |---|---|---|---|---|---|---|\n",
     );
     for (token, t) in &r.tokens {
-        let mut layers: Vec<(&String, &Value)> = t.layers.iter().collect();
+        let mut layers: Vec<(&String, &Metrics)> = t.layers.iter().collect();
         layers.sort_by_key(|(l, _)| l.parse::<usize>().unwrap_or(usize::MAX));
         for (l, m) in layers {
-            let mm = method(m, "snmf");
-            let g = |k: &str| cell(mean_std(mm.and_then(|x| x.get(k))));
+            let mm = method(m, Method::SemiNmf);
+            let g = |get: Score| cell(mean_std(mm.and_then(get)));
             let _ = writeln!(
                 s,
                 "| {token} | {l} | {} | {} | {} | {} | {} |",
-                g("grounding_bertscore"),
-                g("grounding_bertscore_rnd_words"),
-                g("bertscore_top1"),
-                g("clipscore_top1"),
-                cell(num(mm.and_then(|x| x.get("recovery_auc_test"))))
+                g(|x| x.grounding_bertscore.as_ref()),
+                g(|x| x.grounding_bertscore_rnd_words.as_ref()),
+                g(|x| x.bertscore_top1.as_ref()),
+                g(|x| x.clipscore_top1.as_ref()),
+                cell(num(mm.and_then(|x| x.recovery_auc_test)))
             );
         }
     }
@@ -782,23 +796,23 @@ pub fn k_table(r: &Results) -> String {
     );
     for (token, t) in &r.tokens {
         for (k, m) in &t.k_sweep {
-            let e = |id: &str| cell(num(method(m, id).and_then(|x| x.get("relative_error"))));
+            let e = |id| cell(num(method(m, id).and_then(|x| x.relative_error)));
             let obj = t
                 .k_objective
                 .get(k)
-                .and_then(|o| o.get("snmf").copied().flatten())
+                .and_then(|o| o.get(Method::SemiNmf.name()).copied().flatten())
                 .map(|x| format!("{x:.4e}"));
-            let rec = |id: &str| cell(num(method(m, id).and_then(|x| x.get("recovery_auc_test"))));
+            let rec = |id| cell(num(method(m, id).and_then(|x| x.recovery_auc_test)));
             let _ = writeln!(
                 s,
                 "| {token} | {k} | {} | {} | {} | {} | {} / {} / {} |",
-                e("snmf"),
-                e("pca"),
-                e("kmeans"),
+                e(Method::SemiNmf),
+                e(Method::Pca),
+                e(Method::KMeans),
                 cell(obj),
-                rec("snmf"),
-                rec("pca"),
-                rec("kmeans")
+                rec(Method::SemiNmf),
+                rec(Method::Pca),
+                rec(Method::KMeans)
             );
         }
     }
@@ -808,7 +822,7 @@ pub fn k_table(r: &Results) -> String {
 /// The paper's Table 1 and Table 2 (for context).
 pub fn paper_tables() -> String {
     let mut s = String::from(
-        "Paper Table 1 (DePALM, L = 31, K = 20; method.md §5.1):\n\n\
+        "Paper Table 1 (DePALM, L = 31, K = 20; docs/method.md §6.1):\n\n\
          | Token | Score | Rnd-Words | Noise-Imgs | Simple | Semi-NMF | GT-captions |\n\
          |---|---|---|---|---|---|---|\n",
     );
@@ -823,7 +837,7 @@ pub fn paper_tables() -> String {
         }
     }
     s.push_str(
-        "\nPaper overlap table (DePALM; method.md §5.2):\n\n\
+        "\nPaper overlap table (DePALM; docs/method.md §6.2):\n\n\
          | Token | Simple | PCA | K-Means | Semi-NMF |\n|---|---|---|---|---|\n",
     );
     for (token, v) in PAPER_T2 {
@@ -865,22 +879,14 @@ pub fn render(r: &Results) -> String {
         p.noise_images
     );
     if let Some((_, t)) = r.tokens.iter().next() {
-        let _ = writeln!(
-            s,
-            "- BERTScore: {}",
-            t.main["bertscore_model"].as_str().unwrap_or("?")
-        );
-        let _ = writeln!(
-            s,
-            "- CLIPScore: {}",
-            t.main["clipscore_model"].as_str().unwrap_or("?")
-        );
+        let _ = writeln!(s, "- BERTScore: {}", t.main.bertscore_model);
+        let _ = writeln!(s, "- CLIPScore: {}", t.main.clipscore_model);
     }
     for (token, t) in &r.tokens {
         let _ = writeln!(
             s,
             "- {token}: {} train / {} test samples generated the token",
-            t.main["train_samples"], t.main["test_samples"]
+            t.main.train_samples, t.main.test_samples
         );
     }
     let _ = writeln!(s, "\n`{NA}`: not available (see *Unavailable* below). Cells are mean ± std over test samples (Table 1) or concepts (grounding).\n");
@@ -890,29 +896,21 @@ pub fn render(r: &Results) -> String {
     s.push_str(&table2(r));
     s.push_str("\n## Ground-truth recovery AUC (train / test)\n\nMean over the world's factors of the best concept's ROC AUC at detecting the factor (synthetic world only). The last column is not a dictionary: a regularised linear discriminant per factor value fitted with the labels on the training rows and scored on the test rows (`cox_metrics::probe_auc`), i.e. how much of each factor the representation carries linearly; a single concept cannot do better than a linear read-out.\n\n");
     s.push_str(&recovery_table(r));
-    s.push_str("\n## Layer sweep (§5.4), Semi-NMF\n\nGrounding BS: BERTScore F1 of each concept's words against the captions of its 5 most-activating training samples, mean over concepts (method.md §4.4), beside Rnd-Words with the same MAS.\n\n");
+    s.push_str("\n## Layer sweep (docs/method.md §6.3), Semi-NMF\n\nGrounding BS: BERTScore F1 of each concept's words against the captions of its 5 most-activating training samples, mean over concepts (docs/method.md §5.4), beside Rnd-Words with the same MAS.\n\n");
     s.push_str(&layer_table(r));
     s.push_str(
-        "\n## K sweep (§5.5): relative reconstruction error ‖X − X̂‖/‖X‖ on the training matrix, and recovery AUC\n\n",
+        "\n## K sweep (docs/method.md §6.4): relative reconstruction error ‖X − X̂‖/‖X‖ on the training matrix, and recovery AUC\n\n",
     );
     s.push_str(&k_table(r));
     s.push_str("\n## Unavailable\n\n");
     let mut any = false;
     if let Some((_, t)) = r.tokens.iter().next() {
-        for key in ["clipscore_model", "bertscore_model"] {
-            if let Some(why) = t.main[key]
-                .as_str()
-                .filter(|w| w.starts_with("unavailable"))
-            {
-                let _ = writeln!(
-                    s,
-                    "- {}: {why}",
-                    if key.starts_with("clip") {
-                        "CLIPScore"
-                    } else {
-                        "BERTScore"
-                    }
-                );
+        for (name, why) in [
+            ("CLIPScore", &t.main.clipscore_model),
+            ("BERTScore", &t.main.bertscore_model),
+        ] {
+            if why.starts_with("unavailable") {
+                let _ = writeln!(s, "- {name}: {why}");
                 any = true;
             }
         }
@@ -949,17 +947,11 @@ pub fn render(r: &Results) -> String {
          own steps, as their `metrics.json` recorded them (seconds):\n\n",
     );
     for (token, t) in &r.tokens {
-        let steps: Vec<String> = t.main["timings"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|x| {
-                Some(format!(
-                    "{} {:.0}",
-                    x.get(0)?.as_str()?,
-                    x.get(1)?.as_f64()?
-                ))
-            })
+        let steps: Vec<String> = t
+            .main
+            .timings
+            .iter()
+            .map(|(name, secs)| format!("{name} {secs:.0}"))
             .collect();
         let _ = writeln!(s, "- {token}: {}", steps.join(", "));
     }

@@ -1,5 +1,5 @@
 //! BERTScore (Zhang et al. 2020) exactly as the `bert_score` package computes it, for scoring grounded
-//! words against ground-truth captions (method.md §4.2). The crate owns the encoder (a BERT-family
+//! words against ground-truth captions (docs/method.md §5.2). The crate owns the encoder (a BERT-family
 //! model from a Hugging Face directory, run through `candle_transformers::models::bert` truncated to the
 //! chosen layer, as `bert_score` truncates it), the tokenisation, the idf weights, the greedy matching
 //! ([`greedy_f1`], a pure function), the reduction over several references and the baseline rescaling.
@@ -42,7 +42,7 @@
 //! - **Rescaling** `(s − b)/(1 − b)` with a [`Baseline`] the caller gives, or read from a
 //!   `bert_score` baseline file with [`Baseline::from_tsv`]. `bert_score` 0.3.12 ships no baseline for
 //!   all-MiniLM-L6-v2, so its scores are raw unless the user supplies one; the source is recorded.
-//! - **Candidate string for grounded words.** method.md §4.2 does not say how the paper turned a
+//! - **Candidate string for grounded words.** docs/method.md §5.2 does not say how the paper turned a
 //!   concept's words into BERTScore's candidate; [`candidate_from_words`] joins them with a separator,
 //!   [`DEFAULT_WORD_SEPARATOR`] = `", "` as the reference does for CLIPScore (§4.1), without its prefix.
 //!

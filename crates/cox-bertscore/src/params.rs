@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{BertScoreError, Result};
 
 /// How grounded words become the candidate sentence: `", "`, as the reference joins them for
-/// CLIPScore (method.md §4.1, `", ".join(T_k)`), without CLIPScore's prefix sentence. Method.md §4.2
+/// CLIPScore (docs/method.md §5.1, `", ".join(T_k)`), without CLIPScore's prefix sentence. docs/method.md §5.2
 /// does not say how the paper built BERTScore's candidate (NOT FOUND), so the separator is a parameter
 /// of [`candidate_from_words`].
 pub const DEFAULT_WORD_SEPARATOR: &str = ", ";

@@ -1,5 +1,5 @@
 //! CLIPScore for CoX-LMM concepts (paper Table 1 "CS top-1/top-3" and the multimodal grounding
-//! score of Fig. 3; method.md §4.1 and §4.4).
+//! score of Fig. 3; docs/method.md §5.1 and §5.4).
 //!
 //! `cox-clipscore` owns everything CLIPScore needs: loading an HF `CLIPModel` directory
 //! (`config.json` + `model.safetensors`, e.g. `openai/clip-vit-base-patch32`) on candle with
@@ -11,8 +11,7 @@
 //! ([`ClipScorer`]); and the evaluation protocols as pure functions ([`top_n_clipscore`],
 //! [`grounding_scores`]).
 //!
-//! **No real CLIP weights exist on the project's machines** (see `/work/shared/world.md`): the
-//! tests run on tiny random checkpoints written by [`testing`], with candle-transformers' own
+//! **No real CLIP weights are bundled or downloaded:** the tests run on tiny random checkpoints written by [`testing`], with candle-transformers' own
 //! `clip` model as the numerical oracle, so CLIPScore numbers are produced only when a user
 //! passes a real CLIP directory (`--clip DIR`).
 //!

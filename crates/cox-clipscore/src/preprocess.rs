@@ -1,4 +1,4 @@
-//! OpenAI CLIP's image preprocessing (`clip.load(...)[1]`, method.md §4.1):
+//! OpenAI CLIP's image preprocessing (`clip.load(...)[1]`, docs/method.md §5.1):
 //! `Resize(n_px, BICUBIC)` → `CenterCrop(n_px)` → RGB → `ToTensor()` → `Normalize(mean, std)`.
 //!
 //! * Resize: torchvision on a PIL image, i.e. the short side becomes `n_px` and the long side

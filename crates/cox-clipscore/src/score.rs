@@ -1,5 +1,5 @@
 //! The CLIPScore maths and the paper's evaluation protocols, as pure functions over slices
-//! (method.md §4.1 and §4.4). No model, no IO.
+//! (docs/method.md §5.1 and §5.4). No model, no IO.
 
 use serde::{Deserialize, Serialize};
 
@@ -31,7 +31,7 @@ pub fn clip_score_from_embeddings(a: &[f32], b: &[f32], w: f32) -> f32 {
     (f64::from(w) * cos.max(0.0)) as f32
 }
 
-/// The candidate text of a concept: `prefix + ", ".join(words) + "."` (method.md §4.1).
+/// The candidate text of a concept: `prefix + ", ".join(words) + "."` (docs/method.md §5.1).
 ///
 /// ```
 /// use cox_clipscore::text_for_words;
@@ -79,7 +79,7 @@ pub fn rank_concepts(v: &[f32]) -> Result<Vec<usize>> {
 /// Mean ± population standard deviation: the workspace's one summary type, from `cox-metrics`.
 pub use cox_metrics::MeanStd;
 
-/// The per-test-image CLIPScore protocol of Table 1 (method.md §4.1).
+/// The per-test-image CLIPScore protocol of Table 1 (docs/method.md §5.1).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TopNReport {
     /// CS of each image's most activated concept, summarised over images.
@@ -139,7 +139,7 @@ pub fn top_n_clipscore(scores: &[f32], activations: &[f32], k: usize) -> Result<
     })
 }
 
-/// The per-concept multimodal grounding score (method.md §4.4): for concept `c`, the mean of
+/// The per-concept multimodal grounding score (docs/method.md §5.4): for concept `c`, the mean of
 /// `scores[i * k + c]` over its most-activating samples `mas[c]` (the mean over the MAS images is
 /// the presumed aggregation; the paper does not say). A concept without MAS images gets NaN.
 ///

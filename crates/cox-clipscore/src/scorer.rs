@@ -18,7 +18,7 @@ pub const BPE_FILE: &str = "bpe_simple_vocab_16e6.txt.gz";
 /// Settings of [`ClipScorer`].
 #[derive(Debug, Clone)]
 pub struct ClipParams {
-    /// Text before the words: `"A photo is described by the words "` (method.md §4.1).
+    /// Text before the words: `"A photo is described by the words "` (docs/method.md §5.1).
     pub prefix: String,
     /// CLIPScore weight `w` (2.5).
     pub w: f32,

@@ -11,7 +11,7 @@ use crate::{Error, Method, Result};
 /// The fields are plain data so that the file-format code can store them (concepts as a `[K, B]`
 /// tensor, the rest as metadata); [`ConceptDictionary::validate`] checks a dictionary read back.
 ///
-/// Encoding (`method.md` §1.4, the reference's `transform` per method):
+/// Encoding (`docs/method.md` §3, the reference's `transform` per method):
 /// * [`Method::SemiNmf`]: the positive Lasso code `argmin_{v ≥ 0} ½‖x − Uv‖² + α‖v‖₁`, with the α of the fit;
 /// * [`Method::Pca`]: the signed scores `(x − mean) · conceptsᵀ`;
 /// * [`Method::KMeans`], [`Method::Simple`]: `1 / (1 + ‖x − c_k‖₂)` for each concept `c_k`.

@@ -12,7 +12,7 @@ use crate::kernels::{assign, center, sq_distances};
 use crate::{ConceptDictionary, Decomposed, Decomposition, Error, FitReport, Method, Result};
 
 /// The reference's `kmeans` baseline, scikit-learn 1.5's `KMeans(n_clusters=K, max_iter=5000)`
-/// (`method.md` §1.4): concepts are the centroids, activations `1 / (1 + ‖x − c_k‖₂)` for training
+/// (`docs/method.md` §3): concepts are the centroids, activations `1 / (1 + ‖x − c_k‖₂)` for training
 /// and test samples alike.
 ///
 /// The algorithm follows scikit-learn step by step:

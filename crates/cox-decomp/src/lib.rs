@@ -1,6 +1,6 @@
 //! One interface for the CoX-LMM concept dictionary and the paper's baselines.
 //!
-//! This crate owns the decomposition step of the pipeline (`method.md` §1.4): given `M` token
+//! This crate owns the decomposition step of the pipeline (`docs/method.md` §3): given `M` token
 //! representations of dimension `B` stacked sample-major (`X ∈ R^{M×B}`), a [`Decomposition`] learns
 //! `K` concepts and the training activations, and the resulting [`ConceptDictionary`] encodes new
 //! samples. The methods are the paper's Semi-NMF (delegated to [`cox_snmf`]) and the three baselines

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::Error;
 
 /// A way to learn a concept dictionary: the paper's Semi-NMF and its three baselines
-/// (`method.md` §1.4, "Baselines in the same code path").
+/// (`docs/method.md` §3, "Baselines in the same code path").
 ///
 /// Names are the reference's `decomposition_method` strings: `snmf`, `pca`, `kmeans`, `simple`
 /// (`FromStr` also accepts `nndl`, `semi-nmf` and `seminmf`, and any letter case).
@@ -18,6 +18,7 @@ use crate::Error;
 /// let m: Method = "KMeans".parse().unwrap();
 /// assert_eq!(m, Method::KMeans);
 /// assert_eq!(Method::SemiNmf.to_string(), "snmf");
+/// assert_eq!(Method::SemiNmf.label(), "Semi-NMF");
 /// assert!("ica".parse::<Method>().is_err());
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -47,6 +48,16 @@ impl Method {
             Method::Pca => "pca",
             Method::KMeans => "kmeans",
             Method::Simple => "simple",
+        }
+    }
+
+    /// The name the paper's tables and the report use: `Semi-NMF`, `PCA`, `K-Means`, `Simple`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Method::SemiNmf => "Semi-NMF",
+            Method::Pca => "PCA",
+            Method::KMeans => "K-Means",
+            Method::Simple => "Simple",
         }
     }
 }

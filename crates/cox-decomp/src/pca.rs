@@ -8,7 +8,7 @@ use crate::error::check_data;
 use crate::kernels::center;
 use crate::{ConceptDictionary, Decomposed, Decomposition, Error, FitReport, Method, Result};
 
-/// The reference's `pca` baseline, scikit-learn 1.5's `PCA(n_components=K)` (`method.md` §1.4):
+/// The reference's `pca` baseline, scikit-learn 1.5's `PCA(n_components=K)` (`docs/method.md` §3):
 /// the data are centred on their column means, the concepts are the top-K principal axes (unit,
 /// orthonormal rows of `Vᵀ` of the centred data), and the activations are the signed scores
 /// `(x − mean) · conceptsᵀ`.

@@ -8,7 +8,7 @@ use crate::dictionary::inverse_distances;
 use crate::error::check_data;
 use crate::{ConceptDictionary, Decomposed, Decomposition, FitReport, Method, Result};
 
-/// The reference's `simple` baseline (`method.md` §1.4): the concepts are the K training vectors of
+/// The reference's `simple` baseline (`docs/method.md` §3): the concepts are the K training vectors of
 /// largest L2 norm, in numpy's `argsort(norms)[-K:]` order (ascending by norm, so the largest-norm
 /// sample is the last concept); activations are `1 / (1 + ‖x − c_k‖₂)`.
 ///

@@ -5,7 +5,7 @@ use cox_snmf::{Par, SamplesRef, ValidParams};
 use crate::error::check_data;
 use crate::{ConceptDictionary, Decomposed, Decomposition, FitReport, Method, Result};
 
-/// The paper's Semi-NMF (`method.md` §1.4), delegated to [`cox_snmf`]: activations are the fit's
+/// The paper's Semi-NMF (`docs/method.md` §3), delegated to [`cox_snmf`]: activations are the fit's
 /// codes, and [`ConceptDictionary::encode`] is the positive Lasso with the fit's α.
 ///
 /// ```

@@ -1,4 +1,4 @@
-//! Grounding concept vectors in words (method.md §2).
+//! Grounding concept vectors in words (docs/method.md §4.1).
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};

@@ -1,4 +1,4 @@
-//! Text grounding of CoX-LMM concepts (method.md §2): a concept direction `u_k ∈ R^B` is decoded
+//! Text grounding of CoX-LMM concepts (docs/method.md §4.1): a concept direction `u_k ∈ R^B` is decoded
 //! through the LM head `W_U` (optionally after the model's final RMSNorm), its top
 //! `pre_num_top_tokens` tokens are decoded, lower-cased, stripped and filtered with the reference's
 //! `valid_word` (an English dictionary word of more than two characters that is not a stopword, or

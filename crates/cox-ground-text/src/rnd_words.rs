@@ -1,4 +1,4 @@
-//! The Rnd-Words baseline (method.md §4.5).
+//! The Rnd-Words baseline (docs/method.md §3.2).
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;

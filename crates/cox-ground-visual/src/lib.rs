@@ -1,4 +1,4 @@
-//! Visual grounding of CoX-LMM concepts (method.md §3): each concept `k` is shown by its
+//! Visual grounding of CoX-LMM concepts (docs/method.md §4.2): each concept `k` is shown by its
 //! most-activating samples (MAS), the `N_MAS` training samples with the largest activation `v_k`.
 //! The crate owns the selection maths ([`most_activating`], pure over the `M × K` activation slice),
 //! the image side of the grounding (deterministic [`thumbnail`]s, [`grid`]s and byte-stable PNG

@@ -1,4 +1,4 @@
-//! The most-activating samples of each concept (method.md §3): pure selection over the activations.
+//! The most-activating samples of each concept (docs/method.md §4.2): pure selection over the activations.
 
 use serde::{Deserialize, Serialize};
 

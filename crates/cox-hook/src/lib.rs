@@ -6,7 +6,7 @@
 //! for the token of interest, per tokenizer kind (SentencePiece `▁dog`, byte-level BPE `Ġdog`,
 //! word-level `dog`), never accepting a lone boundary token ([`TokenOfInterest`]); the
 //! ground-truth filter ([`GtFilter`]); and [`select`]: the first *generated* token in ids(t) and
-//! the row of the captured residuals that predicts it (`prompt_len + j - 1`, method.md §1.2–1.3),
+//! the row of the captured residuals that predicts it (`prompt_len + j - 1`, docs/method.md §2),
 //! or the reason the sample is skipped.
 //!
 //! It must never: touch files, run the model, decide which samples are read, or write the store —

@@ -1,4 +1,4 @@
-//! The overlap (disentanglement) metric of the paper's Table 2 (method.md §4.3, the reference's
+//! The overlap (disentanglement) metric of the paper's Table 2 (docs/method.md §5.3, the reference's
 //! `compute_grounding_words_overlap`): how much the grounded words of different concepts repeat.
 //!
 //! ```text

@@ -1,5 +1,5 @@
 //! How well a dictionary reconstructs the data it explains (the error-versus-K curve of the paper's
-//! Fig. 11, method.md §4.6, whose exact definition the paper does not give).
+//! Fig. 11, docs/method.md §5.5, whose exact definition the paper does not give).
 //!
 //! With `X` the `M × B` data (samples as rows), `X̂` its reconstruction and `x̄` the column mean of `X`:
 //!

@@ -1,5 +1,5 @@
 //! Summaries for the result tables: mean ± population standard deviation (numpy's `np.mean`,
-//! `np.std` with `ddof = 0`, the convention of the paper's tables, method.md §4.1), and the grouping of
+//! `np.std` with `ddof = 0`, the convention of the paper's tables, docs/method.md §5.1), and the grouping of
 //! per-seed results of a K sweep into one row per K.
 //!
 //! ```text

@@ -1,8 +1,8 @@
 //! Caption an image with a LLaVA-1.5-format checkpoint and show the residual stream shape.
 //!
 //! ```text
-//! cargo xtask tiny-llava --out /tmp/tiny-llava
-//! cargo run -p cox-model --example caption -- /tmp/tiny-llava photo.jpg "describe this image"
+//! cargo xtask tiny-llava --out target/tiny-llava
+//! cargo run -p cox-model --example caption -- target/tiny-llava photo.jpg "describe this image"
 //! cargo run -p cox-model --release --example caption -- llava-hf/llava-1.5-7b-hf photo.jpg "What is shown?"
 //! ```
 //!

@@ -1,7 +1,7 @@
 //! Semi-NMF with sparse non-negative codes: the concept dictionary of CoX-LMM.
 //!
 //! This crate owns the numeric core of the method (Parekh et al., NeurIPS 2024, §1.4 of
-//! `method.md`): given `M` token representations of dimension `B`, stacked sample-major as
+//! `docs/method.md` §3.1): given `M` token representations of dimension `B`, stacked sample-major as
 //! `X ∈ R^{M×B}` (the paper's `Zᵀ`), it learns `K` concepts `D ∈ R^{K×B}` (the paper's `Uᵀ`) and
 //! non-negative activations `C ∈ R^{M×K}` (the paper's `Vᵀ`) by
 //!

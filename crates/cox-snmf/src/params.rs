@@ -54,7 +54,7 @@ impl Default for SvdMethod {
 }
 
 /// Builder for the Semi-NMF hyper-parameters. Defaults are the reference's
-/// (`../shared/method.md` §1.4): K = 20, α = 1, tol = 1e-8, 5000 iterations.
+/// (`docs/method.md` §3.1): K = 20, α = 1, tol = 1e-8, 5000 iterations.
 ///
 /// ```
 /// use cox_snmf::SemiNmf;

@@ -1,5 +1,5 @@
 //! Synthetic data that imitates token-of-interest representations, for benchmarks and tests
-//! (`method.md` Part B §3.2). Pure computation, seeded.
+//! (`docs/method.md` §7). Pure computation, seeded.
 
 use rand::seq::index::sample as sample_indices;
 use rand::SeedableRng;

@@ -1,47 +1,97 @@
-//! `coxlmm explain`: local explanations of new images with a finished run's dictionary — caption
-//! the image, take the representation predicting the token of interest, project it onto the
-//! concepts (`encode`) and show the top concepts with their words and example images.
+//! Local explanations of new images with a finished run's dictionary: caption the image, take the
+//! representation predicting the token of interest, project it onto the concepts (`encode`) and
+//! list the top concepts with their words and example images (`docs/method.md` §3.3).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{Context, Result};
+use cox_decomp::ConceptDictionary;
 use cox_ground_visual::most_activating;
 use cox_hook::{
     parse_layers, select_generation, GtFilter, PositionRule, SelectOptions, TokenOfInterest,
 };
-use cox_model::{Llava, ResidualCapture};
+use cox_model::ResidualCapture;
 use cox_snmf::{Par, SamplesRef};
-use cox_store::{read_dictionary, tensor_path};
+use serde::{Deserialize, Serialize};
 
-use crate::pipeline::{
-    concept_dictionary, load_split, methods, read_grounding, read_settings, top_concepts, RunDir,
-};
-use crate::report::Explanation;
+use crate::evaluate::top_concepts;
+use crate::extract::DEFAULT_PROMPT;
+use crate::run_folder::concept_dictionary;
+use crate::{Grounding, Model, RunFolder, RunSettings};
 
-#[derive(clap::Args)]
-pub struct Args {
-    /// The run folder (made by `coxlmm run` or `coxlmm demo`).
-    #[arg(long)]
-    run: PathBuf,
-    /// Concepts shown per image.
-    #[arg(long, default_value_t = 5)]
-    top: usize,
-    /// Images to explain.
-    #[arg(required = true)]
-    images: Vec<PathBuf>,
+/// One explained image, kept in `RUN/explain/<id>.json`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Explanation {
+    pub image: String,
+    pub id: String,
+    pub generated: String,
+    pub token_generated: bool,
+    /// `(concept, activation)`, highest first.
+    pub concepts: Vec<(usize, f32)>,
+    pub thumbnail: Option<String>,
 }
 
-pub fn run(a: Args) -> Result<()> {
-    let dir = RunDir::new(&a.run);
-    let s = read_settings(&dir)?;
-    let method = methods(&s)?[0];
-    let d = read_dictionary(&tensor_path(&dir.dict(method)))?;
-    let dict = concept_dictionary(&d, method);
-    let g = read_grounding(&dir, method)?;
-    let train = load_split(&dir, &s.train_split, &s.layer)?;
-    let mas = most_activating(&d.activations.data, train.m, dict.k, s.n_mas)?;
-    let llava = Llava::load(&s.model, &Default::default())
-        .with_context(|| format!("cannot load the model {}", s.model))?;
+/// A concept of an explanation with what grounds it.
+#[derive(Clone, Debug)]
+pub struct ExplainedConcept {
+    pub concept: usize,
+    pub activation: f32,
+    pub words: Vec<String>,
+    /// Ids of the concept's most-activating training samples.
+    pub examples: Vec<String>,
+}
+
+/// An explanation with the grounding of its concepts.
+#[derive(Clone, Debug)]
+pub struct Explained {
+    pub explanation: Explanation,
+    pub concepts: Vec<ExplainedConcept>,
+}
+
+/// What explaining needs from a finished run: its settings, the primary method's dictionary and
+/// words, and the most-activating training samples of each concept.
+pub struct ExplainContext {
+    pub settings: RunSettings,
+    pub dictionary: ConceptDictionary,
+    pub grounding: Grounding,
+    /// Per concept, the ids of its most-activating training samples.
+    pub examples: Vec<Vec<String>>,
+}
+
+impl ExplainContext {
+    /// Reads a finished run.
+    pub fn load(folder: &RunFolder) -> Result<Self> {
+        let settings = folder.read_settings()?;
+        let method = settings.primary_method();
+        let d = folder.read_dictionary(method)?;
+        let dictionary = concept_dictionary(&d, method);
+        let grounding = folder.read_grounding(method)?;
+        let train = folder.load_split(&settings.train_split, &settings.layer)?;
+        let mas = most_activating(&d.activations.data, train.m, dictionary.k, settings.n_mas)?;
+        let examples = mas
+            .iter()
+            .map(|c| {
+                c.iter()
+                    .map(|a| train.samples[a.sample].id.clone())
+                    .collect()
+            })
+            .collect();
+        Ok(Self {
+            settings,
+            dictionary,
+            grounding,
+            examples,
+        })
+    }
+}
+
+/// Explains one image with its `top` concepts.
+pub fn explain(model: &Model, ctx: &ExplainContext, image: &Path, top: usize) -> Result<Explained> {
+    let s = &ctx.settings;
+    let llava = model.llava();
+    let px = llava
+        .load_pixels(image)
+        .with_context(|| format!("cannot read the image {}", image.display()))?;
     let layers = parse_layers(&s.layer)?;
     let capture = ResidualCapture::new(layers.iter().copied());
     let toi = TokenOfInterest::new(llava.tokenizer.inner(), &s.token)
@@ -50,69 +100,37 @@ pub fn run(a: Args) -> Result<()> {
         gt: GtFilter::None,
         position: PositionRule::Predicting,
     };
-    std::fs::create_dir_all(dir.explain())?;
-    let mut failed = 0usize;
-    for path in &a.images {
-        let px = match llava.load_pixels(path) {
-            Ok(px) => px,
-            Err(e) => {
-                eprintln!("{}: cannot read the image ({e}); skipped", path.display());
-                failed += 1;
-                continue;
-            }
-        };
-        let input = llava.prepare(crate::extract::DEFAULT_PROMPT, Some(&px))?;
-        let generation = llava.generate(&input, s.max_new_tokens, &capture)?;
-        let sel = select_generation(&toi, &[], &generation, &opts)?;
-        println!("{}", path.display());
-        println!("  caption: {}", generation.text.trim());
-        let mut e = Explanation {
-            image: path.display().to_string(),
-            id: stem(path),
-            generated: generation.text.trim().to_string(),
-            token_generated: sel.kept.is_some(),
-            concepts: Vec::new(),
-            thumbnail: None,
-        };
-        match sel.kept {
-            None => println!(
-                "  {:?} was not generated: no representation to explain (the model does not see one here)",
-                s.token
-            ),
-            Some(kept) => {
-                let v = &kept.vectors[0];
-                let codes = dict.encode(SamplesRef::new(v, 1, v.len())?, Par::Seq)?;
-                let top = top_concepts(&codes, a.top.min(dict.k));
-                for &c in &top {
-                    let words = g.words[c].words.join(", ");
-                    let examples: Vec<&str> = mas[c]
-                        .iter()
-                        .map(|m| train.samples[m.sample].id.as_str())
-                        .collect();
-                    println!(
-                        "  concept {c:>3}  {:>8.4}  [{words}]  e.g. {}",
-                        codes[c],
-                        examples.join(" ")
-                    );
-                }
-                e.concepts = top.iter().map(|&c| (c, codes[c])).collect();
-            }
+    let input = llava.prepare(DEFAULT_PROMPT, Some(&px))?;
+    let generation = llava.generate(&input, s.max_new_tokens, &capture)?;
+    let sel = select_generation(&toi, &[], &generation, &opts)?;
+    let mut e = Explanation {
+        image: image.display().to_string(),
+        id: image
+            .file_stem()
+            .map_or("image".into(), |s| s.to_string_lossy().into_owned()),
+        generated: generation.text.trim().to_string(),
+        token_generated: sel.kept.is_some(),
+        concepts: Vec::new(),
+        thumbnail: None,
+    };
+    let mut concepts = Vec::new();
+    if let Some(kept) = sel.kept {
+        let v = &kept.vectors[0];
+        let codes = ctx
+            .dictionary
+            .encode(SamplesRef::new(v, 1, v.len())?, Par::Seq)?;
+        for c in top_concepts(&codes, top.min(ctx.dictionary.k)) {
+            concepts.push(ExplainedConcept {
+                concept: c,
+                activation: codes[c],
+                words: ctx.grounding.words[c].words.clone(),
+                examples: ctx.examples[c].clone(),
+            });
         }
-        let out = dir.explain().join(format!("{}.json", e.id));
-        cox_store::atomic_write(&out, serde_json::to_string_pretty(&e)?.as_bytes())?;
+        e.concepts = concepts.iter().map(|c| (c.concept, c.activation)).collect();
     }
-    println!(
-        "saved in {} (shown by `coxlmm report --run {}`)",
-        dir.explain().display(),
-        a.run.display()
-    );
-    if failed == a.images.len() {
-        anyhow::bail!("no image could be read");
-    }
-    Ok(())
-}
-
-fn stem(p: &Path) -> String {
-    p.file_stem()
-        .map_or("image".into(), |s| s.to_string_lossy().into_owned())
+    Ok(Explained {
+        explanation: e,
+        concepts,
+    })
 }

@@ -1,299 +1,365 @@
-//! `coxlmm extract`: dataset + model → sharded activation store (one residual vector per sample
-//! whose caption generates the token of interest).
+//! The extraction step: dataset + model → sharded activation store, one residual vector per sample
+//! whose caption generates the token of interest (`docs/method.md` §2).
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use cox_data::{shard_from_env, DataSource, Shard, Split, Subsample, Subset};
+use cox_data::{DataSource, Shard, Split, Subsample, Subset};
 use cox_hook::{
-    layer_name, parse_layers, select_generation, GtFilter, PositionRule, SelectOptions, SkipReason,
+    layer_name, select_generation, GtFilter, PositionRule, SelectOptions, SkipReason,
     TokenOfInterest,
 };
-use cox_model::{GenerateTimings, Llava, LoadOptions, ResidualCapture};
-use cox_store::{read_run_samples, DiskDtype, RunSpec, RunWriter, SampleRecord};
+use cox_model::{GenerateTimings, LayerSel, ResidualCapture};
+use cox_store::{read_run_samples, DiskDtype, RunManifest, RunSpec, RunWriter, SampleRecord};
 use rayon::prelude::*;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-/// The LLaVA instruction of the reference (method.md §1.2).
-pub(crate) const DEFAULT_PROMPT: &str = "\nProvide a one-sentence caption for the provided image.";
+use crate::{Error, Model};
 
-/// Test hook: exit (as if killed) after this many shards were written by this process.
-const FAIL_AFTER_ENV: &str = "COXLMM_FAIL_AFTER_SHARDS";
+/// The LLaVA instruction of the reference (`docs/method.md` §2).
+pub const DEFAULT_PROMPT: &str = "\nProvide a one-sentence caption for the provided image.";
 
-#[derive(clap::Args)]
-#[command(args_override_self = true)]
-pub struct Args {
-    /// Model: a LLaVA-1.5 checkpoint directory or a hub id in the local Hugging Face cache.
-    #[arg(long)]
-    model: String,
-    /// Dataset: coco:DIR, coco:DIR,images=ROOT or folder:DIR.
-    #[arg(long)]
-    data: String,
-    /// Split(s), comma-separated: train, val, test, restval.
-    #[arg(long, default_value = "train")]
-    split: String,
-    /// Token of interest t (one word).
-    #[arg(long)]
-    token: String,
-    /// Layer(s) to capture: block indices and/or `norm`, e.g. `31` or `31,norm`.
-    #[arg(long)]
-    layer: String,
-    /// Output store directory (created, or resumed when it holds this run's store).
-    #[arg(long)]
-    out: PathBuf,
-    /// Keep only the first N selected samples.
-    #[arg(long)]
-    limit: Option<usize>,
-    /// Draw a seeded subsample of N samples first.
-    #[arg(long)]
-    sample: Option<usize>,
-    /// Seed of --sample.
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
-    /// Process part I of N (0-based), e.g. 0/8. Default: from SLURM_ARRAY_TASK_ID or
-    /// JOB_COMPLETION_INDEX (with --num-shards) when set, else everything.
-    #[arg(long)]
-    shard: Option<String>,
-    /// Shard count N for JOB_COMPLETION_INDEX (Kubernetes does not export it); overrides
-    /// SLURM_ARRAY_TASK_COUNT.
-    #[arg(long)]
-    num_shards: Option<usize>,
-    /// Ground-truth filter before inference: t in the first caption, in any caption, or none.
-    #[arg(long, default_value = "first", value_parser = ["first", "any", "none"])]
-    gt_filter: String,
-    /// Recorded position: the one predicting t (reference) or t's own.
-    #[arg(long, default_value = "predicting", value_parser = ["predicting", "at-token"])]
-    position: String,
-    /// Instruction given with the image.
-    #[arg(long, default_value = DEFAULT_PROMPT)]
-    prompt: String,
-    /// Greedy generation length limit.
-    #[arg(long, default_value_t = 50)]
-    max_new_tokens: usize,
-    /// Dtype of the stored vectors: f16 or f32.
-    #[arg(long, default_value = "f16")]
-    dtype: DiskDtype,
-    /// Samples per shard file (the unit of resumption).
-    #[arg(long, default_value_t = 256)]
-    shard_size: usize,
-    /// Device: cpu, or cuda / cuda:N (needs a build with `--features cuda`).
-    #[arg(long, default_value = "cpu")]
-    device: String,
-    /// Compute dtype of the model: f32, f16 or bf16.
-    #[arg(long, default_value = "f32", value_parser = ["f32", "f16", "bf16"])]
-    model_dtype: String,
-    /// Images decoded, preprocessed and encoded by the vision tower together (generation then
-    /// runs per image). Does not change the stored rows, so a store may be resumed with another
-    /// value.
-    #[arg(long, default_value_t = 8)]
-    batch: usize,
-    /// Generate max-new-tokens tokens, ignoring EOS (for random test models).
-    #[arg(long, hide = true)]
-    ignore_eos: bool,
-    /// Write the wall time of each phase of this process's extraction to this JSON file
-    /// (`cargo xtask bench-extract`).
-    #[arg(long, hide = true)]
-    timings: Option<PathBuf>,
+/// Why a sample of a store contributes no vector. Stored by name in the store's sample records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Skip {
+    /// The ground-truth filter rejected the reference captions (the model did not run).
+    GtFilter,
+    /// The image could not be read or decoded (the error is logged, not stored).
+    ImageUnreadable,
+    /// The selection rule's position has no state.
+    PositionNotCaptured,
+    /// No generated token stands for the token of interest.
+    TokenNotGenerated,
 }
 
-/// Wall time of the phases of one `coxlmm extract` process (the samples it processed, not the
-/// ones a resumed store already held), written by the hidden `--timings FILE`.
+impl Skip {
+    pub const ALL: [Skip; 4] = [
+        Skip::GtFilter,
+        Skip::ImageUnreadable,
+        Skip::PositionNotCaptured,
+        Skip::TokenNotGenerated,
+    ];
+
+    /// The name in the store (`docs/formats.md`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Skip::GtFilter => "gt_filter",
+            Skip::ImageUnreadable => "image_unreadable",
+            Skip::PositionNotCaptured => "position_not_captured",
+            Skip::TokenNotGenerated => "token_not_generated",
+        }
+    }
+
+    /// The reason a store's record names. Stores written before the reason was stored by name
+    /// alone carry `image_unreadable: <error>`, which is read as [`Skip::ImageUnreadable`].
+    pub fn from_record(stored: &str) -> Option<Skip> {
+        Skip::ALL
+            .into_iter()
+            .find(|s| stored == s.name())
+            .or_else(|| {
+                stored
+                    .starts_with("image_unreadable: ")
+                    .then_some(Skip::ImageUnreadable)
+            })
+    }
+}
+
+impl From<SkipReason> for Skip {
+    fn from(r: SkipReason) -> Self {
+        match r {
+            SkipReason::GtFilter => Skip::GtFilter,
+            SkipReason::TokenNotGenerated => Skip::TokenNotGenerated,
+            SkipReason::PositionNotCaptured => Skip::PositionNotCaptured,
+        }
+    }
+}
+
+impl fmt::Display for Skip {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The name of a ground-truth filter in store settings.
+pub fn gt_filter_name(g: GtFilter) -> &'static str {
+    match g {
+        GtFilter::First => "first",
+        GtFilter::Any => "any",
+        GtFilter::None => "none",
+    }
+}
+
+/// The name of a position rule in store settings.
+pub fn position_name(p: PositionRule) -> &'static str {
+    match p {
+        PositionRule::Predicting => "predicting",
+        PositionRule::AtToken => "at-token",
+    }
+}
+
+/// What to extract.
+#[derive(Clone, Debug)]
+pub struct ExtractParams {
+    pub data: DataSource,
+    pub splits: Vec<Split>,
+    /// The token of interest (one word).
+    pub token: String,
+    /// The layers captured (at least one).
+    pub layers: Vec<LayerSel>,
+    /// Keep only the first N selected samples.
+    pub limit: Option<usize>,
+    /// A seeded subsample drawn first.
+    pub sample: Option<Subsample>,
+    /// This process's part of the selection (`None`: all of it).
+    pub shard: Option<Shard>,
+    pub gt_filter: GtFilter,
+    pub position: PositionRule,
+    /// The instruction given with the image.
+    pub prompt: String,
+    pub max_new_tokens: usize,
+    /// Dtype of the stored vectors.
+    pub dtype: DiskDtype,
+    /// Samples per shard file (the unit of resumption).
+    pub shard_size: usize,
+    /// Images through the vision tower together (does not change the stored rows).
+    pub batch: usize,
+    /// Return [`Error::StoppedForTest`] after this many shards were written (a test hook that
+    /// simulates a killed process).
+    pub stop_after_shards: Option<usize>,
+}
+
+impl ExtractParams {
+    /// The reference's choices: the ground-truth filter on the first caption, the position
+    /// predicting the token, the LLaVA caption prompt, 50 new tokens, f16 storage.
+    pub fn new(data: DataSource, splits: Vec<Split>, token: &str, layers: Vec<LayerSel>) -> Self {
+        Self {
+            data,
+            splits,
+            token: token.to_string(),
+            layers,
+            limit: None,
+            sample: None,
+            shard: None,
+            gt_filter: GtFilter::First,
+            position: PositionRule::Predicting,
+            prompt: DEFAULT_PROMPT.to_string(),
+            max_new_tokens: 50,
+            dtype: DiskDtype::F16,
+            shard_size: 256,
+            batch: 8,
+            stop_after_shards: None,
+        }
+    }
+}
+
+/// Wall time of the phases of one extraction (the samples it processed, not the ones a resumed
+/// store already held); `cargo xtask bench-extract` reads it.
 #[derive(Debug, Default, serde::Serialize)]
-struct Timings {
+pub struct Timings {
     /// The whole loop over samples (from the first batch to the last write; no model load).
-    total_s: f64,
+    pub total_s: f64,
     /// Decoding and preprocessing images (in parallel over a batch).
-    load_s: f64,
+    pub load_s: f64,
     /// The vision tower and projector (once per batch).
-    vision_s: f64,
+    pub vision_s: f64,
     /// Tokenizing the prompt and building its embeddings.
-    prompt_s: f64,
+    pub prompt_s: f64,
     /// The prompt through the decoder and the first token.
-    prefill_s: f64,
+    pub prefill_s: f64,
     /// The other generated tokens, and detokenizing the caption.
-    decode_s: f64,
+    pub decode_s: f64,
     /// The hook: assembling the captured states and selecting the recorded row.
-    hook_s: f64,
-    /// `RunWriter::push` (shard files written every `--shard-size` samples).
-    store_s: f64,
-    samples: usize,
-    images: usize,
-    generations: usize,
-    decode_steps: usize,
-    kept: usize,
-    batch: usize,
+    pub hook_s: f64,
+    /// Writing the store (shard files every `shard_size` samples).
+    pub store_s: f64,
+    pub samples: usize,
+    pub images: usize,
+    pub generations: usize,
+    pub decode_steps: usize,
+    pub kept: usize,
+    pub batch: usize,
+}
+
+/// What a finished store holds (all its samples, including those of earlier processes).
+#[derive(Debug, Clone)]
+pub struct ExtractSummary {
+    pub store: PathBuf,
+    pub layers: Vec<String>,
+    pub scanned: usize,
+    pub gt_filtered: usize,
+    /// Samples whose caption generated the token.
+    pub generated: usize,
+    pub rows: usize,
+    pub hidden_size: usize,
+    pub dtype: DiskDtype,
+    pub skipped: BTreeMap<Skip, usize>,
+    pub shards: usize,
+}
+
+impl fmt::Display for ExtractSummary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "extracted {} into {}",
+            self.layers.join(", "),
+            self.store.display()
+        )?;
+        writeln!(f, "  scanned          {}", self.scanned)?;
+        writeln!(
+            f,
+            "  gt-filtered      {} (passed {})",
+            self.gt_filtered,
+            self.scanned - self.gt_filtered
+        )?;
+        writeln!(f, "  token generated  {}", self.generated)?;
+        writeln!(
+            f,
+            "  kept             {} rows × {} ({})",
+            self.rows, self.hidden_size, self.dtype
+        )?;
+        if self.skipped.is_empty() {
+            writeln!(f, "  skipped          none")?;
+        } else {
+            let list: Vec<String> = self
+                .skipped
+                .iter()
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect();
+            writeln!(f, "  skipped          {}", list.join(", "))?;
+        }
+        write!(f, "  shards           {}", self.shards)
+    }
+}
+
+/// The result of [`extract`].
+#[derive(Debug)]
+pub struct ExtractOutcome {
+    pub summary: ExtractSummary,
+    pub timings: Timings,
 }
 
 fn secs(d: Duration) -> f64 {
     d.as_secs_f64()
 }
 
-fn skip_name(r: SkipReason) -> &'static str {
-    match r {
-        SkipReason::GtFilter => "gt_filter",
-        SkipReason::TokenNotGenerated => "token_not_generated",
-        SkipReason::PositionNotCaptured => "position_not_captured",
-    }
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-pub fn run(a: Args) -> Result<()> {
-    if a.shard_size == 0 {
-        bail!("--shard-size must be positive");
+/// Captions the selected samples with `model` and writes the store at `out`, resuming a store of
+/// the same settings.
+pub fn extract(model: &Model, p: &ExtractParams, out: &Path) -> Result<ExtractOutcome> {
+    if p.shard_size == 0 {
+        bail!("the shard size must be positive");
     }
-    if a.batch == 0 {
-        bail!("--batch must be positive");
+    if p.batch == 0 {
+        bail!("the batch size must be positive");
     }
-    let source: DataSource = a.data.parse()?;
-    let splits = Split::parse_list(&a.split)?;
-    let gt = match a.gt_filter.as_str() {
-        "first" => GtFilter::First,
-        "any" => GtFilter::Any,
-        _ => GtFilter::None,
-    };
-    let position = match a.position.as_str() {
-        "at-token" => PositionRule::AtToken,
-        _ => PositionRule::Predicting,
-    };
-    let shard: Option<Shard> = match &a.shard {
-        Some(s) => Some(s.parse()?),
-        None => shard_from_env(a.num_shards)?,
-    };
-
-    let samples = source.load(&splits)?;
+    if p.layers.is_empty() {
+        bail!("no layer to capture");
+    }
+    let llava = model.llava();
+    let samples = p.data.load(&p.splits)?;
     let selection = Subset {
-        subsample: a.sample.map(|n| Subsample { n, seed: a.seed }),
-        limit: a.limit,
+        subsample: p.sample,
+        limit: p.limit,
         shard: None,
     }
     .indices(samples.len());
     let selection_total = selection.len();
-    let range = shard.map_or(0..selection_total, |s| s.range(selection_total));
+    let range = p
+        .shard
+        .map_or(0..selection_total, |s| s.range(selection_total));
     let mine: Vec<(usize, &cox_data::Sample)> =
         range.clone().map(|o| (o, &samples[selection[o]])).collect();
 
-    let device = match a.device.as_str() {
-        "cpu" => candle_core::Device::Cpu,
-        d => {
-            let n = match d.strip_prefix("cuda") {
-                Some("") => 0,
-                Some(n) => n
-                    .strip_prefix(':')
-                    .and_then(|n| n.parse().ok())
-                    .with_context(|| format!("--device {d}: expected cpu, cuda or cuda:N"))?,
-                None => bail!("--device {d}: expected cpu, cuda or cuda:N"),
-            };
-            candle_core::Device::new_cuda(n).with_context(|| {
-                format!("--device {d}: no CUDA device (is coxlmm built with --features cuda?)")
-            })?
-        }
-    };
-    let dtype = match a.model_dtype.as_str() {
-        "f16" => candle_core::DType::F16,
-        "bf16" => candle_core::DType::BF16,
-        _ => candle_core::DType::F32,
-    };
-    let load = LoadOptions {
-        dtype,
-        device,
-        ..LoadOptions::default()
-    };
-    let mut llava = Llava::load(&a.model, &load)
-        .with_context(|| format!("cannot load the model {}", a.model))?;
-    if a.ignore_eos {
-        llava.tokenizer.eos_token_ids.clear();
-    }
-    let config_path = llava.dir.join("config.json");
-    let config_sha = hex(&Sha256::digest(
-        std::fs::read(&config_path).with_context(|| format!("{}", config_path.display()))?,
-    ));
-    let layers = parse_layers(&a.layer)?;
-    let cfg = llava.model.config();
-    cox_hook::check_layers(&layers, cfg.text_config.num_hidden_layers)?;
-    let hidden = cfg.text_config.hidden_size;
-    let toi = TokenOfInterest::new(llava.tokenizer.inner(), &a.token)
-        .with_context(|| format!("token of interest {:?}", a.token))?;
-    let layer_names: Vec<String> = layers.iter().map(|&l| layer_name(l)).collect();
-
+    let config_sha = hex(&Sha256::digest(model.config_bytes()?));
+    cox_hook::check_layers(&p.layers, model.num_layers())?;
+    let toi = TokenOfInterest::new(llava.tokenizer.inner(), &p.token)
+        .with_context(|| format!("token of interest {:?}", p.token))?;
+    let layer_names: Vec<String> = p.layers.iter().map(|&l| layer_name(l)).collect();
+    let split_names: Vec<&str> = p.splits.iter().map(|s| s.as_str()).collect();
     let settings = json!({
-        "model": a.model,
+        "model": model.id(),
         "model_config_sha256": config_sha,
-        "model_dtype": a.model_dtype,
-        "token": a.token,
-        "position": a.position,
-        "gt_filter": a.gt_filter,
-        "prompt": a.prompt,
-        "max_new_tokens": a.max_new_tokens,
-        "ignore_eos": a.ignore_eos,
-        "dataset": source.to_string(),
-        "split": a.split,
-        "sample": a.sample.map(|n| json!({"n": n, "seed": a.seed})),
-        "limit": a.limit,
+        "model_dtype": model.options().dtype.name(),
+        "token": p.token,
+        "position": position_name(p.position),
+        "gt_filter": gt_filter_name(p.gt_filter),
+        "prompt": p.prompt,
+        "max_new_tokens": p.max_new_tokens,
+        "ignore_eos": model.options().ignore_eos,
+        "dataset": p.data.to_string(),
+        "split": split_names.join(","),
+        "sample": p.sample.map(|s| json!({"n": s.n, "seed": s.seed})),
+        "limit": p.limit,
     });
     let spec = RunSpec {
         settings: settings.as_object().expect("object").clone(),
         layers: layer_names,
-        dtype: a.dtype,
-        hidden_size: hidden,
-        shard_size: a.shard_size,
+        dtype: p.dtype,
+        hidden_size: model.hidden_size(),
+        shard_size: p.shard_size,
         selection_total,
-        part: shard.map(|s| (s.index(), s.count())),
+        part: p.shard.map(|s| (s.index(), s.count())),
         ordinal_start: range.start,
         total_samples: range.len(),
     };
-    let mut writer = RunWriter::open(&a.out, spec)?;
+    let mut writer = RunWriter::open(out, spec)?;
     let start = writer.next_ordinal();
-    let fail_after: Option<usize> = std::env::var(FAIL_AFTER_ENV)
-        .ok()
-        .and_then(|v| v.parse().ok());
     let shards_at_start = writer.manifest().shards.len();
     if start > range.start && !writer.manifest().complete {
         eprintln!(
             "resuming {}: {} of {} samples already stored",
-            a.out.display(),
+            out.display(),
             start - range.start,
             range.len()
         );
     }
-
     if start > range.start {
-        // The stored samples must be the ones this command selects (same dataset files).
-        let stored = read_run_samples(&a.out)?;
+        // The stored samples must be the ones this selection names (same dataset files).
+        let stored = read_run_samples(out)?;
         for (rec, (o, s)) in stored.iter().zip(&mine) {
             if rec.ordinal != *o || rec.id != s.id {
                 bail!(
                     "{}: sample {o} is {:?} in the store but {:?} in {}; the dataset changed since \
-                     this store was started: choose another --out",
-                    a.out.display(),
+                     this store was started: extract into another folder",
+                    out.display(),
                     rec.id,
                     s.id,
-                    source
+                    p.data
                 );
             }
         }
     }
     let todo = &mine[start - range.start..];
     let bar = progress_bar(range.len() as u64, (start - range.start) as u64);
-    let capture = ResidualCapture::new(layers.iter().copied());
-    let opts = SelectOptions { gt, position };
+    let capture = ResidualCapture::new(p.layers.iter().copied());
+    let opts = SelectOptions {
+        gt: p.gt_filter,
+        position: p.position,
+    };
     let mut kept_now = 0usize;
     let mut tm = Timings {
-        batch: a.batch,
+        batch: p.batch,
         ..Timings::default()
     };
     let mut gen_tm = GenerateTimings::default();
     let loop_start = Instant::now();
-    for chunk in todo.chunks(a.batch) {
+    for chunk in todo.chunks(p.batch) {
         // Decode and preprocess the batch's images (those past the ground-truth filter) in
         // parallel, then run the vision tower once over the readable ones.
         let t = Instant::now();
         let pixels: Vec<Option<cox_model::Result<candle_core::Tensor>>> = chunk
             .par_iter()
             .map(|(_, s)| {
-                gt.accepts(&a.token, &s.captions)
+                p.gt_filter
+                    .accepts(&p.token, &s.captions)
                     .then(|| llava.load_pixels(&s.image_path))
             })
             .collect();
@@ -301,7 +367,7 @@ pub fn run(a: Args) -> Result<()> {
         let t = Instant::now();
         let readable: Vec<candle_core::Tensor> = pixels
             .iter()
-            .filter_map(|p| p.as_ref()?.as_ref().ok().cloned())
+            .filter_map(|px| px.as_ref()?.as_ref().ok().cloned())
             .collect();
         tm.images += readable.len();
         let mut features = llava.encode_images(&readable)?.into_iter();
@@ -320,20 +386,23 @@ pub fn run(a: Args) -> Result<()> {
                 skip: None,
             };
             let mut vectors = None;
-            match px {
-                None => rec.skip = Some(skip_name(SkipReason::GtFilter).into()),
-                Some(Err(e)) => rec.skip = Some(format!("image_unreadable: {e}")),
+            let skip = match px {
+                None => Some(Skip::GtFilter),
+                Some(Err(e)) => {
+                    tracing::warn!("sample {:?} skipped: {e}", s.id);
+                    Some(Skip::ImageUnreadable)
+                }
                 Some(Ok(_)) => {
                     let feats = features
                         .next()
                         .expect("one feature tensor per readable image");
                     let t = Instant::now();
-                    let input = llava.prepare_with_features(&a.prompt, Some(&feats))?;
+                    let input = llava.prepare_with_features(&p.prompt, Some(&feats))?;
                     tm.prompt_s += secs(t.elapsed());
                     let t = Instant::now();
                     let before = gen_tm;
                     let generation =
-                        llava.generate_timed(&input, a.max_new_tokens, &capture, &mut gen_tm)?;
+                        llava.generate_timed(&input, p.max_new_tokens, &capture, &mut gen_tm)?;
                     // Detokenizing the caption is the part of the call no phase timed.
                     let timed = (gen_tm.prefill + gen_tm.decode + gen_tm.capture)
                         - (before.prefill + before.decode + before.capture);
@@ -349,25 +418,27 @@ pub fn run(a: Args) -> Result<()> {
                             rec.position = Some(r.position);
                             vectors = Some(r.vectors);
                             kept_now += 1;
+                            None
                         }
-                        (None, reason) => {
-                            rec.skip =
-                                Some(reason.map_or("token_not_generated", skip_name).to_string())
-                        }
+                        (None, reason) => Some(reason.map_or(Skip::TokenNotGenerated, Skip::from)),
                     }
                 }
-            }
+            };
+            rec.skip = skip.map(|s| s.name().to_string());
             let t = Instant::now();
             writer.push(rec, vectors)?;
             tm.store_s += secs(t.elapsed());
             tm.samples += 1;
             bar.inc(1);
             bar.set_message(format!("kept {kept_now}"));
-            if let Some(n) = fail_after {
+            if let Some(n) = p.stop_after_shards {
                 if writer.manifest().shards.len() >= shards_at_start + n {
                     bar.abandon();
-                    eprintln!("{FAIL_AFTER_ENV}={n}: stopping as if killed");
-                    std::process::exit(3);
+                    return Err(Error::StoppedForTest {
+                        shards: n,
+                        variable: "stop_after_shards",
+                    }
+                    .into());
                 }
             }
         }
@@ -377,17 +448,16 @@ pub fn run(a: Args) -> Result<()> {
     let manifest = writer.finish()?;
     tm.store_s += secs(t.elapsed());
     tm.total_s = secs(loop_start.elapsed());
-    if let Some(path) = &a.timings {
-        tm.prefill_s = secs(gen_tm.prefill);
-        tm.decode_s += secs(gen_tm.decode);
-        tm.hook_s += secs(gen_tm.capture);
-        tm.generations = gen_tm.generations;
-        tm.decode_steps = gen_tm.decode_steps;
-        tm.kept = kept_now;
-        std::fs::write(path, serde_json::to_string_pretty(&tm)?)
-            .with_context(|| format!("writing {}", path.display()))?;
-    }
-    summary(&a, &manifest)
+    tm.prefill_s = secs(gen_tm.prefill);
+    tm.decode_s += secs(gen_tm.decode);
+    tm.hook_s += secs(gen_tm.capture);
+    tm.generations = gen_tm.generations;
+    tm.decode_steps = gen_tm.decode_steps;
+    tm.kept = kept_now;
+    Ok(ExtractOutcome {
+        summary: summarise(out, &manifest)?,
+        timings: tm,
+    })
 }
 
 fn progress_bar(total: u64, done: u64) -> indicatif::ProgressBar {
@@ -407,69 +477,57 @@ fn progress_bar(total: u64, done: u64) -> indicatif::ProgressBar {
     bar
 }
 
-fn summary(a: &Args, m: &cox_store::RunManifest) -> Result<()> {
-    let samples = read_run_samples(&a.out)?;
-    let mut skipped: BTreeMap<String, usize> = BTreeMap::new();
+/// Counts a store's samples by outcome.
+pub fn summarise(store: &Path, m: &RunManifest) -> Result<ExtractSummary> {
+    let samples = read_run_samples(store)?;
+    let mut skipped: BTreeMap<Skip, usize> = BTreeMap::new();
     for s in &samples {
         if let Some(r) = &s.skip {
-            let key = r.split(':').next().unwrap_or(r).to_string();
-            *skipped.entry(key).or_default() += 1;
+            let reason = Skip::from_record(r).with_context(|| {
+                format!(
+                    "{}: sample {:?} has an unknown skip reason {r:?}",
+                    store.display(),
+                    s.id
+                )
+            })?;
+            *skipped.entry(reason).or_default() += 1;
         }
     }
     let scanned = samples.len();
-    let gt_filtered = skipped.get("gt_filter").copied().unwrap_or(0);
+    let gt_filtered = skipped.get(&Skip::GtFilter).copied().unwrap_or(0);
     let generated = samples.iter().filter(|s| s.token_index.is_some()).count()
-        + skipped.get("position_not_captured").copied().unwrap_or(0);
-    println!(
-        "extracted {} into {}",
-        m.spec.layers.join(", "),
-        a.out.display()
-    );
-    println!("  scanned          {scanned}");
-    println!(
-        "  gt-filtered      {gt_filtered} (passed {})",
-        scanned - gt_filtered
-    );
-    println!("  token generated  {generated}");
-    println!(
-        "  kept             {} rows × {} ({})",
-        m.rows(),
-        m.spec.hidden_size,
-        m.spec.dtype
-    );
-    if skipped.is_empty() {
-        println!("  skipped          none");
-    } else {
-        let list: Vec<String> = skipped.iter().map(|(k, v)| format!("{k} {v}")).collect();
-        println!("  skipped          {}", list.join(", "));
+        + skipped
+            .get(&Skip::PositionNotCaptured)
+            .copied()
+            .unwrap_or(0);
+    Ok(ExtractSummary {
+        store: store.to_path_buf(),
+        layers: m.spec.layers.clone(),
+        scanned,
+        gt_filtered,
+        generated,
+        rows: m.rows(),
+        hidden_size: m.spec.hidden_size,
+        dtype: m.spec.dtype,
+        skipped,
+        shards: m.shards.len(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn skip_names_round_trip_and_old_records_are_read() {
+        for s in Skip::ALL {
+            assert_eq!(Skip::from_record(s.name()), Some(s));
+        }
+        assert_eq!(
+            Skip::from_record("image_unreadable: cannot decode x.png"),
+            Some(Skip::ImageUnreadable)
+        );
+        assert_eq!(Skip::from_record("gt_filter: x"), None);
+        assert_eq!(Skip::from_record("other"), None);
     }
-    println!("  shards           {}", m.shards.len());
-    Ok(())
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-#[derive(clap::Args)]
-pub struct MergeArgs {
-    /// The merged store directory.
-    #[arg(long)]
-    out: PathBuf,
-    /// The part stores (from `--shard I/N`), in any order.
-    #[arg(required = true)]
-    parts: Vec<PathBuf>,
-}
-
-pub fn merge(a: MergeArgs) -> Result<()> {
-    let m = cox_store::merge_runs(&a.out, &a.parts)?;
-    println!(
-        "merged {} parts into {}: {} samples, {} rows, {} shards",
-        a.parts.len(),
-        a.out.display(),
-        m.samples_done(),
-        m.rows(),
-        m.shards.len()
-    );
-    Ok(())
 }

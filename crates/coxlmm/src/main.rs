@@ -1,5 +1,5 @@
-//! `coxlmm`: the command-line tool. It only parses arguments, resolves paths and composes the
-//! library crates (`cox-store` for files, `cox-decomp` for dictionaries); all numerics live there.
+//! `coxlmm`: the command-line tool. It parses arguments, settles threads and logging, calls the
+//! `coxlmm` library and prints what it returns; errors get the command-line hint that fits them.
 
 use clap::{Parser, Subcommand};
 
@@ -9,13 +9,7 @@ use clap::{Parser, Subcommand};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-mod demo;
-mod explain;
-mod extract;
-mod learn;
-mod pipeline;
-mod report;
-mod scores;
+mod cli;
 
 #[derive(Parser)]
 #[command(
@@ -40,28 +34,19 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Learn a concept dictionary from an activation matrix (Semi-NMF or a baseline).
-    Learn(learn::Args),
+    Learn(cli::learn::Args),
     /// Caption a dataset with a LLaVA model and store the residual vectors predicting a token.
-    Extract(Box<extract::Args>),
+    Extract(Box<cli::extract::Args>),
     /// Merge the part stores of a sharded `extract` run into one.
-    Merge(extract::MergeArgs),
+    Merge(cli::extract::MergeArgs),
     /// The whole pipeline, resumable: extract → learn → ground → evaluate → report.
-    Run(Box<RunArgs>),
+    Run(Box<cli::run::Args>),
     /// The pipeline offline on the synthetic world and the committed tiny model.
-    Demo(demo::Args),
+    Demo(cli::demo::Args),
     /// Explain new images with a finished run's dictionary.
-    Explain(explain::Args),
+    Explain(cli::explain::Args),
     /// (Re)write a run's HTML report.
-    Report(report::Args),
-}
-
-#[derive(clap::Args)]
-struct RunArgs {
-    #[command(flatten)]
-    settings: pipeline::RunSettings,
-    /// The run folder (created, or resumed when it holds this run).
-    #[arg(long)]
-    out: std::path::PathBuf,
+    Report(cli::report::Args),
 }
 
 fn main() {
@@ -95,17 +80,16 @@ fn main() {
         eprintln!("warning: could not set {workers} threads: {e}");
     }
     let result = match cli.cmd {
-        Cmd::Learn(a) => learn::run(a),
-        Cmd::Extract(a) => extract::run(*a),
-        Cmd::Merge(a) => extract::merge(a),
-        Cmd::Run(a) => pipeline::run(a.settings, &a.out),
-        Cmd::Demo(a) => demo::run(a),
-        Cmd::Explain(a) => explain::run(a),
-        Cmd::Report(a) => report::cli(a),
+        Cmd::Learn(a) => cli::learn::run(a),
+        Cmd::Extract(a) => cli::extract::run(*a),
+        Cmd::Merge(a) => cli::extract::merge(a),
+        Cmd::Run(a) => cli::run::run(*a),
+        Cmd::Demo(a) => cli::demo::run(a),
+        Cmd::Explain(a) => cli::explain::run(a),
+        Cmd::Report(a) => cli::report::run(a),
     };
     if let Err(e) = result {
-        eprintln!("error: {e:#}");
-        std::process::exit(1);
+        std::process::exit(cli::report_error(&e));
     }
 }
 

@@ -1,49 +1,35 @@
-//! `coxlmm report`: a run folder → the static HTML report (cox-report), with thumbnails written by
-//! cox-ground-visual into the same folder.
+//! The report step: a run's data → the static HTML site (cox-report), with thumbnails written by
+//! cox-ground-visual into the same folder. The caller loads the data ([`RunData`], [`Metrics`],
+//! the explanations); rendering never reads the run folder.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+use cox_ground_visual::{most_activating, write_visual_grounding, SampleImage, VisualParams};
 use cox_report::{
     coactivation, Cell, ConceptReport, ExplainedConcept, ExplainedImage, FactorMatch, ImageRef,
     Plots, ReportData, RunSettings as ReportSettings, Table, TableRow, WordLogit,
 };
-use cox_store::{read_dictionary, tensor_path};
-use serde::{Deserialize, Serialize};
 
-use crate::pipeline::{
-    concept_dictionary, load_split, methods, read_grounding, read_settings, top_concepts, Metrics,
-    RunDir,
-};
+use crate::evaluate::{top_concepts, RunData};
+use crate::explain::Explanation;
+use crate::run_folder::concept_dictionary;
+use crate::{MethodMetrics, Metrics, SplitData};
 
 /// Concept-page images per concept.
 const TOP_IMAGES: usize = 20;
 /// Concepts listed for an explained image.
 const EXPLAIN_TOP: usize = 5;
 
-#[derive(clap::Args)]
-pub struct Args {
-    /// The run folder (made by `coxlmm run` or `coxlmm demo`).
-    #[arg(long)]
-    run: PathBuf,
-}
-
-pub fn cli(a: Args) -> Result<()> {
-    let index = write(&RunDir::new(&a.run), &[])?;
-    println!("report: {}", index.display());
-    Ok(())
-}
-
-/// One `coxlmm explain` result, kept in `RUN/explain/<name>.json`.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Explanation {
-    pub image: String,
-    pub id: String,
-    pub generated: String,
-    pub token_generated: bool,
-    /// `(concept, activation)`, highest first.
-    pub concepts: Vec<(usize, f32)>,
-    pub thumbnail: Option<String>,
+/// Everything the report shows besides the run's data and metrics.
+#[derive(Default)]
+pub struct ReportExtras<'a> {
+    /// `coxlmm explain` results.
+    pub explanations: &'a [Explanation],
+    /// Skipped samples of the training split, when known.
+    pub skipped_samples: Option<usize>,
+    /// Step timings to show after the metrics' own.
+    pub timings: &'a [(String, f64)],
 }
 
 fn f(v: Option<f64>) -> Cell {
@@ -55,33 +41,22 @@ fn ms(v: &Option<cox_metrics::MeanStd>) -> Cell {
         .map_or(Cell::Empty, |m| Cell::mean_std(m.mean, m.std))
 }
 
-fn method_label(m: &str) -> String {
-    match m {
-        "snmf" => "Semi-NMF".into(),
-        "pca" => "PCA".into(),
-        "kmeans" => "K-Means".into(),
-        "simple" => "Simple".into(),
-        o => o.into(),
-    }
-}
-
-/// Writes `RUN/report/` and returns the index page.
-pub fn write(dir: &RunDir, timings: &[(String, f64)]) -> Result<PathBuf> {
-    let s = read_settings(dir)?;
-    let methods = methods(&s)?;
-    let primary = methods[0];
-    let metrics: Metrics = serde_json::from_str(
-        &std::fs::read_to_string(dir.metrics())
-            .with_context(|| format!("{}: run `coxlmm run` first", dir.metrics().display()))?,
-    )?;
-    let site = dir.report();
-    std::fs::create_dir_all(&site)?;
-    let train = load_split(dir, &s.train_split, &s.layer)?;
-    let d = read_dictionary(&tensor_path(&dir.dict(primary)))?;
-    let g = read_grounding(dir, primary)?;
+/// Writes the site into `site` and returns its index page.
+pub fn write(
+    site: &Path,
+    data: &RunData,
+    metrics: &Metrics,
+    extras: &ReportExtras<'_>,
+) -> Result<PathBuf> {
+    let s = &data.settings;
+    let primary = data.primary();
+    let (d, g) = (&primary.dictionary, &primary.grounding);
+    let primary = primary.method;
+    let train = &data.train;
+    std::fs::create_dir_all(site).with_context(|| format!("cannot create {}", site.display()))?;
     let k = d.concepts.rows;
     let acts = &d.activations.data;
-    let visual = crate::pipeline::visual(&site, &train, acts, k, TOP_IMAGES)?;
+    let visual = visual(site, train, acts, k, TOP_IMAGES)?;
     for p in &visual.problems {
         eprintln!("warning: {}", p.reason);
     }
@@ -97,10 +72,7 @@ pub fn write(dir: &RunDir, timings: &[(String, f64)]) -> Result<PathBuf> {
             .map(|c| if total > 0.0 { c / total } else { 0.0 })
             .collect()
     };
-    let pm = metrics
-        .methods
-        .iter()
-        .find(|m| m.method == primary.to_string());
+    let pm = metrics.method(primary);
     let captions: Vec<Option<String>> = train.samples.iter().map(|r| r.generated.clone()).collect();
 
     let mut concepts = Vec::with_capacity(k);
@@ -147,7 +119,7 @@ pub fn write(dir: &RunDir, timings: &[(String, f64)]) -> Result<PathBuf> {
     let cols: Vec<String> = metrics
         .methods
         .iter()
-        .map(|m| method_label(&m.method))
+        .map(|m| m.method.label().to_string())
         .collect();
     let row = |name: &str, hib: Option<bool>, cells: Vec<Cell>, note: Option<&str>| TableRow {
         name: name.into(),
@@ -155,7 +127,7 @@ pub fn write(dir: &RunDir, timings: &[(String, f64)]) -> Result<PathBuf> {
         higher_is_better: hib,
         note: note.map(str::to_string),
     };
-    let per = |g: &dyn Fn(&crate::pipeline::MethodMetrics) -> Cell| -> Vec<Cell> {
+    let per = |g: &dyn Fn(&MethodMetrics) -> Cell| -> Vec<Cell> {
         metrics.methods.iter().map(g).collect()
     };
     let mut rows = vec![
@@ -163,7 +135,7 @@ pub fn write(dir: &RunDir, timings: &[(String, f64)]) -> Result<PathBuf> {
             "Overlap of grounded words",
             Some(false),
             per(&|m| Cell::num(m.overlap)),
-            Some("method.md §4.3; lower is more disentangled"),
+            Some("docs/method.md §5.3; lower is more disentangled"),
         ),
         row(
             "Relative reconstruction error",
@@ -251,27 +223,25 @@ pub fn write(dir: &RunDir, timings: &[(String, f64)]) -> Result<PathBuf> {
         rows,
         decimals: Some(3),
     }];
-    if let Some(v) = metrics.references.get("bertscore_gt_captions") {
-        if let Ok(m) = serde_json::from_value::<cox_metrics::MeanStd>(v.clone()) {
-            tables.push(Table {
-                caption: "Reference: GT-captions (first ground-truth caption against the others)"
-                    .into(),
-                columns: vec!["GT-captions".into()],
-                rows: vec![row(
-                    "BERTScore F1",
-                    None,
-                    vec![Cell::mean_std(m.mean, m.std)],
-                    Some(&metrics.bertscore_model),
-                )],
-                decimals: Some(3),
-            });
-        }
+    if let Some(m) = &metrics.references.bertscore_gt_captions {
+        tables.push(Table {
+            caption: "Reference: GT-captions (first ground-truth caption against the others)"
+                .into(),
+            columns: vec!["GT-captions".into()],
+            rows: vec![row(
+                "BERTScore F1",
+                None,
+                vec![Cell::mean_std(m.mean, m.std)],
+                Some(&metrics.bertscore_model),
+            )],
+            decimals: Some(3),
+        });
     }
     if let Some(r) = pm.and_then(|p| p.recovery.as_ref()) {
         tables.push(Table {
             caption: format!(
                 "Ground-truth factor recovery ({}): the best concept for each factor value",
-                method_label(&primary.to_string())
+                primary.label()
             ),
             columns: vec!["best concept".into(), "ROC-AUC".into(), "samples".into()],
             rows: r
@@ -294,9 +264,8 @@ pub fn write(dir: &RunDir, timings: &[(String, f64)]) -> Result<PathBuf> {
 
     // Explained test images (from the test store) and `coxlmm explain` results.
     let mut explained = Vec::new();
-    if !s.test_split.is_empty() && s.explain > 0 {
-        let test = load_split(dir, &s.test_split, &s.layer)?;
-        let dict = concept_dictionary(&d, primary);
+    if let Some(test) = data.test.as_ref().filter(|_| s.explain > 0) {
+        let dict = concept_dictionary(d, primary);
         let n = test.m.min(s.explain);
         if n > 0 {
             let codes = dict.encode(
@@ -305,7 +274,7 @@ pub fn write(dir: &RunDir, timings: &[(String, f64)]) -> Result<PathBuf> {
             )?;
             for i in 0..n {
                 let r = &test.samples[i];
-                let thumb = write_thumb(&site, &r.id, Path::new(&r.image));
+                let thumb = write_thumb(site, &r.id, Path::new(&r.image));
                 let row = &codes[i * k..(i + 1) * k];
                 explained.push(ExplainedImage {
                     image: ImageRef {
@@ -328,8 +297,8 @@ pub fn write(dir: &RunDir, timings: &[(String, f64)]) -> Result<PathBuf> {
             }
         }
     }
-    for e in read_explanations(dir)? {
-        let thumb = write_thumb(&site, &e.id, Path::new(&e.image));
+    for e in extras.explanations {
+        let thumb = write_thumb(site, &e.id, Path::new(&e.image));
         explained.push(ExplainedImage {
             image: ImageRef {
                 sample_id: e.id.clone(),
@@ -352,21 +321,21 @@ pub fn write(dir: &RunDir, timings: &[(String, f64)]) -> Result<PathBuf> {
     }
 
     let mut timing_list: Vec<(String, f64)> = metrics.timings.clone();
-    timing_list.extend(timings.iter().cloned());
-    let skipped = count_skipped(dir, &s.train_split);
+    timing_list.extend(extras.timings.iter().cloned());
+    let skipped = extras.skipped_samples;
     let data = ReportData {
         title: format!(
             "{:?} · {} · layer {} · {}",
             s.token,
             model_name(&s.model),
             s.layer,
-            method_label(&primary.to_string())
+            primary.label()
         ),
         settings: ReportSettings {
             model: Some(s.model.clone()),
             layer: Some(s.layer.clone()),
             token: Some(s.token.clone()),
-            method: Some(method_label(&primary.to_string())),
+            method: Some(primary.label().to_string()),
             k: Some(k),
             lambda: d.meta.lambda,
             seed: Some(s.seed),
@@ -376,7 +345,14 @@ pub fn write(dir: &RunDir, timings: &[(String, f64)]) -> Result<PathBuf> {
             dataset: Some(s.data.clone()),
             timings: timing_list,
             extra: vec![
-                ("methods compared".into(), s.methods.clone()),
+                (
+                    "methods compared".into(),
+                    s.methods
+                        .iter()
+                        .map(|m| m.name())
+                        .collect::<Vec<_>>()
+                        .join(","),
+                ),
                 (
                     "grounded words".into(),
                     format!("{} of the top {} tokens", s.words, s.top_tokens),
@@ -404,7 +380,7 @@ pub fn write(dir: &RunDir, timings: &[(String, f64)]) -> Result<PathBuf> {
         &site.join("report.json"),
         serde_json::to_string(&data)?.as_bytes(),
     )?;
-    let summary = cox_report::write_site(&data, &site)?;
+    let summary = cox_report::write_site(&data, site)?;
     for p in &summary.problems {
         eprintln!("warning: {p}");
     }
@@ -415,11 +391,6 @@ fn model_name(model: &str) -> String {
     Path::new(model.trim_end_matches('/'))
         .file_name()
         .map_or(model.to_string(), |n| n.to_string_lossy().into_owned())
-}
-
-fn count_skipped(dir: &RunDir, split: &str) -> Option<usize> {
-    let samples = cox_store::read_run_samples(&dir.store(split)).ok()?;
-    Some(samples.iter().filter(|s| s.skip.is_some()).count())
 }
 
 /// Writes a 96-px thumbnail of `image` as `thumbs/x-<id>.png` in `site` and returns its relative path.
@@ -435,22 +406,28 @@ fn write_thumb(site: &Path, id: &str, image: &Path) -> Result<PathBuf> {
     Ok(rel)
 }
 
-/// Every `RUN/explain/*.json`, sorted by file name.
-pub fn read_explanations(dir: &RunDir) -> Result<Vec<Explanation>> {
-    let d = dir.explain();
-    if !d.is_dir() {
-        return Ok(Vec::new());
-    }
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&d)?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "json"))
-        .collect();
-    files.sort();
-    files
+/// Writes the visual grounding (thumbnails, grids) of each concept's `n` most-activating training
+/// samples into `site`.
+pub fn visual(
+    site: &Path,
+    train: &SplitData,
+    acts: &[f32],
+    k: usize,
+    n: usize,
+) -> Result<cox_ground_visual::VisualOutput> {
+    let mas = most_activating(acts, train.m, k, n)?;
+    let samples: Vec<SampleImage> = train
+        .samples
         .iter()
-        .map(|p| {
-            let t = std::fs::read_to_string(p)?;
-            serde_json::from_str(&t).with_context(|| format!("{} is unreadable", p.display()))
+        .map(|r| SampleImage {
+            id: r.id.clone(),
+            image: PathBuf::from(&r.image),
         })
-        .collect()
+        .collect();
+    Ok(write_visual_grounding(
+        &mas,
+        &samples,
+        site,
+        &VisualParams::default(),
+    )?)
 }

@@ -2,11 +2,12 @@
 
 use super::*;
 
-fn fixture(name: &str) -> Value {
+fn fixture(name: &str) -> Metrics {
     let p = workspace_root()
         .join("xtask/tests/fixtures/reproduce")
         .join(name);
-    read_json(&p).unwrap()
+    serde_json::from_str(&std::fs::read_to_string(&p).unwrap())
+        .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
 fn protocol(setting: &str) -> Protocol {
@@ -52,8 +53,17 @@ fn results() -> Results {
             images: 10,
             kept: Some(9),
             unavailable: None,
-            metrics: Some(json!({"references": {
-                "bertscore_top1_noise_imgs": {"mean": 0.3, "std": 0.05, "n": 7}}})),
+            metrics: Some(Metrics {
+                references: coxlmm::References {
+                    bertscore_top1_noise_imgs: Some(MeanStd {
+                        mean: 0.3,
+                        std: 0.05,
+                        n: 7,
+                    }),
+                    ..Default::default()
+                },
+                ..Default::default()
+            }),
         }),
         ..Default::default()
     };
@@ -163,7 +173,7 @@ fn render_states_what_is_unavailable_and_why() {
         "square's Noise-Imgs is available"
     );
     assert!(md.contains("**not comparable**"));
-    // The paper's Semi-NMF BS for dog (method.md §5.1) and the PCA overlap for cat (§5.2).
+    // The paper's Semi-NMF BS for dog (docs/method.md §6.1) and the PCA overlap for cat (§6.2).
     assert!(md.contains("| dog | BS top-1 | 0.201 ± 0.04 | 0.306 ± 0.05 | 0.346 ± 0.08 | 0.405 ± 0.07 | 0.511 ± 0.11 |"));
     assert!(md.contains("| cat | 0.452 | 0.000 | 0.500 | 0.146 |"));
     assert!(md.contains("| total | 61 |"));
@@ -183,6 +193,16 @@ fn coco_render_labels_paper_numbers_as_layout_comparable() {
 }
 
 #[test]
+fn a_renamed_metrics_field_is_an_error_not_an_empty_cell() {
+    let p = workspace_root().join("xtask/tests/fixtures/reproduce/metrics_full.json");
+    let text = std::fs::read_to_string(p)
+        .unwrap()
+        .replace("\"overlap\"", "\"overlap_score\"");
+    let e = serde_json::from_str::<Metrics>(&text).unwrap_err();
+    assert!(e.to_string().contains("overlap"), "{e}");
+}
+
+#[test]
 fn results_json_roundtrip() {
     let r = results();
     let text = serde_json::to_string(&r).unwrap();
@@ -194,7 +214,7 @@ fn results_json_roundtrip() {
 fn coco_without_model_or_data_fails_clearly() {
     let a = Args {
         out: "x".into(),
-        setting: "coco".into(),
+        setting: Setting::Coco,
         model: None,
         coco: None,
         clip: None,

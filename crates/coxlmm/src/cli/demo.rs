@@ -1,0 +1,55 @@
+//! `coxlmm demo`: the whole pipeline offline on the synthetic world and the committed tiny model.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use coxlmm::demo::{demo, DemoParams};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The run folder (the world, the stores, the dictionaries and the report go in it).
+    #[arg(long, default_value = "target/demo")]
+    out: PathBuf,
+    /// Token of interest: a shape noun of the world (circle, square, triangle, star, cross, diamond).
+    #[arg(long, default_value = "circle")]
+    token: String,
+    /// Layer: a decoder block index or `norm`.
+    #[arg(long, default_value = "2")]
+    layer: String,
+    /// Training scenes generated (about a third show the token's shape).
+    #[arg(long, default_value_t = 2400)]
+    train: usize,
+    /// Test scenes generated.
+    #[arg(long, default_value_t = 600)]
+    test: usize,
+    /// Number of concepts K.
+    #[arg(long, default_value_t = 20)]
+    k: usize,
+    /// Semi-NMF's λ.
+    #[arg(long = "lambda", default_value_t = 1.0)]
+    lambda: f64,
+    /// Seed of the world and of every random choice.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// The model (default: the committed tiny-llava-synth).
+    #[arg(long)]
+    model: Option<PathBuf>,
+}
+
+pub fn run(a: Args) -> Result<()> {
+    let p = DemoParams {
+        out: a.out,
+        token: a.token,
+        layer: a.layer,
+        train: a.train,
+        test: a.test,
+        k: a.k,
+        lambda: a.lambda,
+        seed: a.seed,
+        model: a.model,
+    };
+    let model = p.model.clone().unwrap_or_else(cox_synth::default_model_dir);
+    let outcome = demo(&p)?;
+    super::run::print_outcome(&p.settings(&model), &outcome);
+    Ok(())
+}

@@ -1,0 +1,64 @@
+//! `coxlmm explain`: local explanations of new images with a finished run's dictionary.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use coxlmm::explain::{explain, ExplainContext};
+use coxlmm::{Error, Model, ModelOptions, RunFolder};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The run folder (made by `coxlmm run` or `coxlmm demo`).
+    #[arg(long)]
+    run: PathBuf,
+    /// Concepts shown per image.
+    #[arg(long, default_value_t = 5)]
+    top: usize,
+    /// Images to explain.
+    #[arg(required = true)]
+    images: Vec<PathBuf>,
+}
+
+pub fn run(a: Args) -> Result<()> {
+    let folder = RunFolder::new(&a.run);
+    let ctx = ExplainContext::load(&folder)?;
+    let model = Model::load(&ctx.settings.model, &ModelOptions::default())?;
+    let mut failed = 0usize;
+    for path in &a.images {
+        let x = match explain(&model, &ctx, path, a.top) {
+            Ok(x) => x,
+            Err(e) => {
+                eprintln!("{e:#}; skipped");
+                failed += 1;
+                continue;
+            }
+        };
+        println!("{}", path.display());
+        println!("  caption: {}", x.explanation.generated);
+        if !x.explanation.token_generated {
+            println!(
+                "  {:?} was not generated: no representation to explain (the model does not see one here)",
+                ctx.settings.token
+            );
+        }
+        for c in &x.concepts {
+            println!(
+                "  concept {:>3}  {:>8.4}  [{}]  e.g. {}",
+                c.concept,
+                c.activation,
+                c.words.join(", "),
+                c.examples.join(" ")
+            );
+        }
+        folder.write_explanation(&x.explanation)?;
+    }
+    println!(
+        "saved in {} (shown by `coxlmm report --run {}`)",
+        folder.explain().display(),
+        a.run.display()
+    );
+    if failed == a.images.len() {
+        return Err(Error::NoReadableImage.into());
+    }
+    Ok(())
+}

@@ -1,0 +1,47 @@
+//! The subcommands: each parses its arguments into the library's typed inputs, calls the library
+//! and prints the outcome. The command-line hints of library errors are added here.
+
+use coxlmm::Error;
+
+pub mod demo;
+pub mod explain;
+pub mod extract;
+pub mod learn;
+pub mod report;
+pub mod run;
+
+/// Prints `e` with the hint that names the flag or command to use, and returns the exit code.
+pub fn report_error(e: &anyhow::Error) -> i32 {
+    eprintln!("error: {e:#}");
+    let hint = if let Some(e) = e.downcast_ref::<Error>() {
+        match e {
+            Error::OtherSettings { .. } => Some("or choose another --out"),
+            Error::NotARunFolder { .. } => Some("make one with `coxlmm run` or `coxlmm demo`"),
+            Error::StepNotDone { .. } => {
+                Some("finish the run with the `coxlmm run` command that made it")
+            }
+            Error::TooFewSamples { .. } => {
+                Some("lower --k, or raise --limit or use a larger split")
+            }
+            Error::Setting { name, .. } => match *name {
+                "methods" => Some("pass --methods snmf,pca,kmeans,simple or a part of it"),
+                "k" => Some("pass --k 1 or more"),
+                _ => None,
+            },
+            Error::AmbiguousLayer { .. } => Some("pick one with --layer"),
+            Error::NoReadableImage => None,
+            Error::StoppedForTest { .. } => return 3,
+        }
+    } else if let Some(e) = e.downcast_ref::<cox_store::Error>() {
+        match e {
+            cox_store::Error::MissingTensor { .. } => Some("pass the right file or --tensor NAME"),
+            _ => None,
+        }
+    } else {
+        None
+    };
+    if let Some(h) = hint {
+        eprintln!("hint: {h}");
+    }
+    1
+}

@@ -1,0 +1,184 @@
+//! The model handle every step takes. A run loads it once ([`Model::load`]) and passes a reference
+//! to extraction (each split), grounding (the LM head and tokenizer) and explanation.
+//!
+//! Today the only architecture is LLaVA-1.5 (`cox_model::Llava`); the steps reach it through the
+//! methods below, so another architecture becomes a variant of this type (or a trait behind it)
+//! without touching the steps' signatures.
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use anyhow::{Context, Result};
+use cox_model::{Llava, LoadOptions};
+
+/// Models loaded by this process so far ([`Model::loads`]).
+static LOADS: AtomicUsize = AtomicUsize::new(0);
+
+/// The line [`Model::load`] writes to stderr before loading, so that a test can count the loads of
+/// a whole `coxlmm` process.
+pub const LOAD_LOG_PREFIX: &str = "== load model";
+
+/// The compute dtype of the model's weights and activations.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ModelDtype {
+    #[default]
+    F32,
+    F16,
+    Bf16,
+}
+
+impl ModelDtype {
+    pub const ALL: [ModelDtype; 3] = [ModelDtype::F32, ModelDtype::F16, ModelDtype::Bf16];
+
+    /// The name stored in activation-store settings (`f32`, `f16`, `bf16`).
+    pub fn name(self) -> &'static str {
+        match self {
+            ModelDtype::F32 => "f32",
+            ModelDtype::F16 => "f16",
+            ModelDtype::Bf16 => "bf16",
+        }
+    }
+
+    fn candle(self) -> candle_core::DType {
+        match self {
+            ModelDtype::F32 => candle_core::DType::F32,
+            ModelDtype::F16 => candle_core::DType::F16,
+            ModelDtype::Bf16 => candle_core::DType::BF16,
+        }
+    }
+}
+
+impl fmt::Display for ModelDtype {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Where the model runs: `cpu`, or `cuda` / `cuda:N` (a build with the `cuda` feature).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum DeviceSpec {
+    #[default]
+    Cpu,
+    Cuda(usize),
+}
+
+impl FromStr for DeviceSpec {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("device {s:?}: expected cpu, cuda or cuda:N");
+        match s {
+            "cpu" => Ok(DeviceSpec::Cpu),
+            "cuda" => Ok(DeviceSpec::Cuda(0)),
+            _ => s
+                .strip_prefix("cuda:")
+                .and_then(|n| n.parse().ok())
+                .map(DeviceSpec::Cuda)
+                .ok_or_else(bad),
+        }
+    }
+}
+
+impl fmt::Display for DeviceSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DeviceSpec::Cpu => f.write_str("cpu"),
+            DeviceSpec::Cuda(n) => write!(f, "cuda:{n}"),
+        }
+    }
+}
+
+/// How to load a model.
+#[derive(Clone, Debug, Default)]
+pub struct ModelOptions {
+    pub dtype: ModelDtype,
+    pub device: DeviceSpec,
+    /// Generate the whole length limit, ignoring end-of-sequence (for random test models).
+    pub ignore_eos: bool,
+}
+
+/// A loaded multimodal model with its tokenizer and image processor.
+pub struct Model {
+    id: String,
+    options: ModelOptions,
+    llava: Llava,
+}
+
+impl Model {
+    /// Loads `id` (a checkpoint directory, or a hub id in the local Hugging Face cache).
+    pub fn load(id: &str, options: &ModelOptions) -> Result<Self> {
+        eprintln!("{LOAD_LOG_PREFIX} {id}");
+        LOADS.fetch_add(1, Ordering::Relaxed);
+        let device = match options.device {
+            DeviceSpec::Cpu => candle_core::Device::Cpu,
+            DeviceSpec::Cuda(n) => candle_core::Device::new_cuda(n).with_context(|| {
+                format!(
+                    "no CUDA device {n} (is coxlmm built with the `cuda` feature and is a GPU \
+                     visible?)"
+                )
+            })?,
+        };
+        let load = LoadOptions {
+            dtype: options.dtype.candle(),
+            device,
+            ..LoadOptions::default()
+        };
+        let mut llava =
+            Llava::load(id, &load).with_context(|| format!("cannot load the model {id}"))?;
+        if options.ignore_eos {
+            llava.tokenizer.eos_token_ids.clear();
+        }
+        Ok(Self {
+            id: id.to_string(),
+            options: options.clone(),
+            llava,
+        })
+    }
+
+    /// How many models this process has loaded.
+    pub fn loads() -> usize {
+        LOADS.load(Ordering::Relaxed)
+    }
+
+    /// The id it was loaded from (as given).
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    pub fn options(&self) -> &ModelOptions {
+        &self.options
+    }
+
+    /// The LLaVA network, tokenizer and processor.
+    pub fn llava(&self) -> &Llava {
+        &self.llava
+    }
+
+    /// Decoder blocks.
+    pub fn num_layers(&self) -> usize {
+        self.llava.model.config().text_config.num_hidden_layers
+    }
+
+    /// Width of the residual stream.
+    pub fn hidden_size(&self) -> usize {
+        self.llava.model.config().text_config.hidden_size
+    }
+
+    /// The checkpoint's `config.json` bytes (their hash identifies the model in stores).
+    pub fn config_bytes(&self) -> Result<Vec<u8>> {
+        let path = self.llava.dir.join("config.json");
+        std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))
+    }
+
+    /// The LM head `W_U` as an f32 `vocab × hidden` matrix, sample-major.
+    pub fn lm_head_f32(&self) -> Result<Vec<f32>> {
+        Ok(self
+            .llava
+            .model
+            .lm_head()
+            .to_dtype(candle_core::DType::F32)?
+            .flatten_all()?
+            .to_vec1::<f32>()?)
+    }
+}
