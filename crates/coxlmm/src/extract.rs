@@ -284,7 +284,7 @@ pub fn extract(model: &Model, p: &ExtractParams, out: &Path) -> Result<ExtractOu
         .with_context(|| format!("token of interest {:?}", p.token))?;
     let layer_names: Vec<String> = p.layers.iter().map(|&l| layer_name(l)).collect();
     let split_names: Vec<&str> = p.splits.iter().map(|s| s.as_str()).collect();
-    let settings = json!({
+    let mut settings = json!({
         "model": model.id(),
         "model_config_sha256": config_sha,
         "model_dtype": model.options().dtype.name(),
@@ -299,6 +299,10 @@ pub fn extract(model: &Model, p: &ExtractParams, out: &Path) -> Result<ExtractOu
         "sample": p.sample.map(|s| json!({"n": s.n, "seed": s.seed})),
         "limit": p.limit,
     });
+    // Recorded only when chosen, so stores written without the option keep their settings.
+    if let Some(b) = model.options().image_backend {
+        settings["image_backend"] = json!(b.name());
+    }
     let spec = RunSpec {
         settings: settings.as_object().expect("object").clone(),
         layers: layer_names,

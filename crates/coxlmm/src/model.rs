@@ -96,6 +96,9 @@ pub struct ModelOptions {
     pub device: DeviceSpec,
     /// Generate the whole length limit, ignoring end-of-sequence (for random test models).
     pub ignore_eos: bool,
+    /// Image resampling to reproduce (`None`: what the checkpoint's processor type implies,
+    /// i.e. transformers 5.x's choice; `Pil` reproduces transformers 4.x's CLIP preprocessing).
+    pub image_backend: Option<cox_model::resample::ResizeBackend>,
 }
 
 /// A loaded multimodal model with its tokenizer and image processor.
@@ -122,6 +125,7 @@ impl Model {
         let load = LoadOptions {
             dtype: options.dtype.candle(),
             device,
+            image_backend: options.image_backend,
             ..LoadOptions::default()
         };
         let mut llava =

@@ -154,6 +154,10 @@ pub struct Args {
     /// value.
     #[arg(long, default_value_t = 8)]
     batch: usize,
+    /// Image resampling to reproduce: torchvision (transformers 5.x, the default for a plain
+    /// CLIPImageProcessor) or pil (transformers 4.x, as the reference implementation ran).
+    #[arg(long, value_enum)]
+    image_backend: Option<ImageBackendArg>,
     /// Generate max-new-tokens tokens, ignoring EOS (for random test models).
     #[arg(long, hide = true)]
     ignore_eos: bool,
@@ -199,6 +203,10 @@ pub fn run(a: Args) -> Result<()> {
             dtype: a.model_dtype.into(),
             device: a.device,
             ignore_eos: a.ignore_eos,
+            image_backend: a.image_backend.map(|b| match b {
+                ImageBackendArg::Torchvision => cox_model::resample::ResizeBackend::Torchvision,
+                ImageBackendArg::Pil => cox_model::resample::ResizeBackend::Pil,
+            }),
         },
     )?;
     let outcome = extract(&model, &p, &a.out)?;
@@ -231,4 +239,13 @@ pub fn merge(a: MergeArgs) -> Result<()> {
         m.shards.len()
     );
     Ok(())
+}
+
+/// `--image-backend`.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum ImageBackendArg {
+    /// torchvision's uint8 anti-aliased resize (transformers 5.x).
+    Torchvision,
+    /// Pillow's resize (transformers 4.x).
+    Pil,
 }
