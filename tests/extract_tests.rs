@@ -483,3 +483,40 @@ fn batched_vision_tower_gives_the_rows_of_one_image_at_a_time() {
     assert_same_rows(&one, &mixed, 1e-5);
     assert!(!run(&f.root.join("zero"), "0", None).status.success());
 }
+
+#[test]
+fn a_damaged_store_is_repaired_by_resuming_to_the_same_bytes() {
+    let f = fixture();
+    let full = f.root.join("full");
+    ok(&f.extract(&full, &[]));
+    let shards: Vec<String> = shard_files(&full).into_iter().map(|(n, _)| n).collect();
+    assert!(
+        shards.len() >= 4,
+        "the fixture needs two shards: {shards:?}"
+    );
+    let damaged = f.root.join("damaged");
+    std::fs::create_dir_all(&damaged).unwrap();
+    for e in std::fs::read_dir(&full).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), damaged.join(e.file_name())).unwrap();
+    }
+    // Truncate the first shard's tensors, delete the second shard's sample list.
+    let first = damaged.join("shard-00000.safetensors");
+    let len = std::fs::metadata(&first).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&first)
+        .unwrap()
+        .set_len(len / 2)
+        .unwrap();
+    std::fs::remove_file(damaged.join("shard-00001.jsonl")).unwrap();
+    // Readers refuse it instead of returning fewer rows.
+    assert!(cox_store::read_run(&damaged, Some("1")).is_err());
+    // The same command re-creates exactly the damaged shards.
+    let o = f.extract(&damaged, &[]);
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    ok(&o);
+    assert!(err.contains("damaged"), "{err}");
+    assert_eq!(shard_files(&full), shard_files(&damaged));
+    assert!(cox_store::read_run(&damaged, Some("1")).is_ok());
+}

@@ -315,21 +315,26 @@ pub fn extract(model: &Model, p: &ExtractParams, out: &Path) -> Result<ExtractOu
         total_samples: range.len(),
     };
     let mut writer = RunWriter::open(out, spec)?;
-    let start = writer.next_ordinal();
+    // Damaged shards (truncated, deleted, altered) are re-created first: the writer knows which
+    // samples they held and asks for exactly those, then for the samples never written.
+    for d in writer.damaged() {
+        eprintln!("{d}");
+    }
+    let todo_ordinals: Vec<usize> = writer.todo().into_iter().flatten().collect();
+    let done = range.len() - todo_ordinals.len();
     let shards_at_start = writer.manifest().shards.len();
-    if start > range.start && !writer.manifest().complete {
+    if done > 0 && !todo_ordinals.is_empty() {
         eprintln!(
-            "resuming {}: {} of {} samples already stored",
+            "resuming {}: {done} of {} samples already stored",
             out.display(),
-            start - range.start,
             range.len()
         );
     }
-    if start > range.start {
+    if done > 0 {
         // The stored samples must be the ones this selection names (same dataset files).
-        let stored = read_run_samples(out)?;
-        for (rec, (o, s)) in stored.iter().zip(&mine) {
-            if rec.ordinal != *o || rec.id != s.id {
+        for rec in writer.verified_samples()? {
+            let (o, s) = mine[rec.ordinal - range.start];
+            if rec.id != s.id {
                 bail!(
                     "{}: sample {o} is {:?} in the store but {:?} in {}; the dataset changed since \
                      this store was started: extract into another folder",
@@ -341,8 +346,11 @@ pub fn extract(model: &Model, p: &ExtractParams, out: &Path) -> Result<ExtractOu
             }
         }
     }
-    let todo = &mine[start - range.start..];
-    let bar = progress_bar(range.len() as u64, (start - range.start) as u64);
+    let todo: Vec<(usize, &cox_data::Sample)> = todo_ordinals
+        .iter()
+        .map(|&o| mine[o - range.start])
+        .collect();
+    let bar = progress_bar(range.len() as u64, done as u64);
     let capture = ResidualCapture::new(p.layers.iter().copied());
     let opts = SelectOptions {
         gt: p.gt_filter,
