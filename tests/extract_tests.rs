@@ -366,6 +366,10 @@ fn bad_inputs_get_clear_errors() {
         e.to_lowercase().contains("no sample") || e.contains("empty"),
         "{e}"
     );
+    // A limit of 0 (an empty store would look complete), and nothing is written.
+    let e = err(&mut f.extract_cmd(&f.root.join("z"), &f.token, "1", &["--limit", "0"]));
+    assert!(e.contains("limit of 0"), "{e}");
+    assert!(!f.root.join("z").join("manifest.json").exists());
     // A layer the model does not have.
     let e = err(&mut f.extract_cmd(&f.root.join("c"), &f.token, "99", &[]));
     assert!(e.contains("99"), "{e}");

@@ -264,13 +264,15 @@ pub fn extract(model: &Model, p: &ExtractParams, out: &Path) -> Result<ExtractOu
         bail!("no layer to capture");
     }
     let llava = model.llava();
-    let samples = p.data.load(&p.splits)?;
-    let selection = Subset {
+    let subset = Subset {
         subsample: p.sample,
         limit: p.limit,
         shard: None,
-    }
-    .indices(samples.len());
+    };
+    // A limit or subsample of 0 would write an empty store that looks complete.
+    subset.check()?;
+    let samples = p.data.load(&p.splits)?;
+    let selection = subset.indices(samples.len());
     let selection_total = selection.len();
     let range = p
         .shard
