@@ -43,17 +43,21 @@ struct Row {
     rss_mib: f64,
 }
 
-fn vm_hwm_mib() -> f64 {
+/// A `kB` field of `/proc/self/status` (`VmHWM`, `VmRSS`), NaN where there is none.
+fn proc_status_kib(field: &str) -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
             s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
+                .find(|l| l.strip_prefix(field).is_some_and(|r| r.starts_with(':')))
                 .and_then(|l| l.split_whitespace().nth(1))
                 .and_then(|kb| kb.parse::<f64>().ok())
         })
-        .map(|kb| kb / 1024.0)
         .unwrap_or(f64::NAN)
+}
+
+fn vm_hwm_mib() -> f64 {
+    proc_status_kib("VmHWM") / 1024.0
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -130,15 +134,7 @@ fn bench(size: Size, name: &'static str, a: &Args, dir: &Path) -> Result<Row> {
 }
 
 fn vm_rss_kib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<f64>().ok())
-        })
-        .unwrap_or(f64::NAN)
+    proc_status_kib("VmRSS")
 }
 
 fn parse_dtype(s: &str) -> Result<DType> {

@@ -42,7 +42,8 @@ pub struct LlavaTokenizer {
     pub format: PromptFormat,
 }
 
-fn read_json(path: &Path) -> Result<Option<serde_json::Value>> {
+/// Parses a JSON file, `None` when it does not exist.
+pub(crate) fn read_json(path: &Path) -> Result<Option<serde_json::Value>> {
     if !path.is_file() {
         return Ok(None);
     }

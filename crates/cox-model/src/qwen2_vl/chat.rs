@@ -54,18 +54,7 @@ pub struct QwenTokenizer {
     pub generation: GenerationDefaults,
 }
 
-fn read_json(path: &Path) -> Result<Option<Value>> {
-    if !path.is_file() {
-        return Ok(None);
-    }
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    serde_json::from_str(&text)
-        .map(Some)
-        .map_err(|e| Error::Json {
-            path: path.to_path_buf(),
-            msg: e.to_string(),
-        })
-}
+use crate::tokenizer::read_json;
 
 /// A `chat_template` value: a string, or a list of `{name, template}` (the `default` one).
 fn template_of(v: Option<&Value>) -> Option<String> {
