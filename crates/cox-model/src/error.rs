@@ -9,14 +9,14 @@ use std::path::PathBuf;
 /// too long) are always reported through this type, never by a panic.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// A file could not be read or written.
-    #[error("I/O error on {path}: {source}")]
+    /// A file could not be read or written. The OS error is part of the message and not also
+    /// exposed as the error's source, so `{:#}` chains print it once.
+    #[error("I/O error on {path}: {cause}")]
     Io {
         /// The file involved.
         path: PathBuf,
         /// The underlying error.
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
 
     /// A JSON file could not be parsed or does not have the expected structure.
@@ -160,7 +160,7 @@ impl Error {
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io {
             path: path.into(),
-            source,
+            cause: source,
         }
     }
 

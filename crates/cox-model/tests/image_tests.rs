@@ -344,3 +344,21 @@ fn huge_images_are_rejected_before_decoding() {
     );
     assert!(processor().with_max_pixels(100).load_image(&img).is_ok());
 }
+
+#[test]
+fn io_errors_print_the_os_text_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.png");
+    let e = anyhow::Error::from(processor().load_image(&missing).unwrap_err());
+    let text = format!("{e:#}");
+    let os = std::io::Error::from(std::io::ErrorKind::NotFound).to_string();
+    let first = text.find("No such file").or_else(|| text.find(&os));
+    assert!(first.is_some(), "{text}");
+    assert_eq!(
+        text.matches("No such file")
+            .count()
+            .max(text.matches(&os).count()),
+        1,
+        "{text}"
+    );
+}
