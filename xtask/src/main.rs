@@ -33,7 +33,9 @@ struct Cli {
 enum Cmd {
     /// Benchmark the Semi-NMF solver against scikit-learn on the same synthetic matrices.
     BenchSnmf(bench_snmf::Args),
-    /// Write a random LLaVA-1.5-format checkpoint (hub layout) for tests and examples.
+    /// Write a random checkpoint of a supported architecture (LLaVA-1.5, Qwen2-VL, Qwen2.5-VL) in
+    /// its hub format, for tests, examples and benchmarks (`tiny-llava` is the old name).
+    #[command(name = "tiny-lmm", alias = "tiny-llava")]
     TinyLlava(tiny_llava::Args),
     /// Benchmark cox-model (vision, prefill, decode, peak RSS) on random tiny and mid checkpoints.
     BenchModel(bench_model::Args),
