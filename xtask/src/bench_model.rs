@@ -370,16 +370,17 @@ pub fn run(a: Args) -> Result<()> {
          the model's size or dtype, plus the activations.\n\n",
         a.mem_images
     ));
-    md.push_str("| checkpoint | stored | compute | weights (MiB) | loaded (MiB) | peak (MiB) | peak / weights | load (s) | images/s |\n");
-    md.push_str("|---|---|---|---|---|---|---|---|---|\n");
+    md.push_str("| checkpoint | stored | compute | weights (MiB) | loaded (MiB) | loaded / weights | peak (MiB) | peak / weights | load (s) | images/s |\n");
+    md.push_str("|---|---|---|---|---|---|---|---|---|---|\n");
     for r in &mem {
         md.push_str(&format!(
-            "| {} | {} | {} | {:.1} | {:.1} | {:.1} | {:.2} | {:.2} | {:.2} |\n",
+            "| {} | {} | {} | {:.1} | {:.1} | {:.2} | {:.1} | {:.2} | {:.2} | {:.2} |\n",
             r.size,
             r.stored,
             r.compute,
             r.weights_mib,
             r.loaded_mib,
+            r.loaded_mib / r.weights_mib,
             r.peak_mib,
             r.peak_mib / r.weights_mib,
             r.load_s,
