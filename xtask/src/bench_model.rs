@@ -360,14 +360,15 @@ pub fn run(a: Args) -> Result<()> {
          ~8k vocabulary. For scale, LLaVA-1.5-7B is ~7,000 M parameters.\n",
     );
     md.push_str(&format!(
-        "\n### Memory\n\nThe mid checkpoint written in each dtype and loaded in a fresh process per case (after a \
+        "\n### Memory\n\nThe mid and large checkpoints written in each dtype and loaded in a fresh process per case (after a \
          warm-up on the tiny checkpoint, so that code pages, thread pools and the allocator are \
          already set up), then {} images captioned (vision tower, prompt, 32 greedy steps each). *Loaded* and *peak* are \
          the process's resident memory above what it used before loading (VmRSS after loading, VmHWM \
          at the end); the ratio is peak over the weights in the compute dtype, activations included. \
          The loader reads each tensor straight into its final buffer (no memory map, linear weights \
          read already transposed), so what remains above the weights is about 25-30 MiB whatever \
-         the model's size or dtype, plus the activations.\n\n",
+         the model's size or dtype, plus the activations. The loader it replaced memory-mapped the \
+         files and kept a converted copy beside the mapped pages: about 2.5× the weights.\n\n",
         a.mem_images
     ));
     md.push_str("| checkpoint | stored | compute | weights (MiB) | loaded (MiB) | loaded / weights | peak (MiB) | peak / weights | load (s) | images/s |\n");
