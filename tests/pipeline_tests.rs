@@ -169,10 +169,13 @@ fn demo_runs_end_to_end_resumes_and_explains() {
         t.contains("caption:") && t.contains("/nonexistent/x.png"),
         "{t}"
     );
+    let id = cox_store::unique_file_stem(&img);
+    assert!(id.starts_with("test-000002-"), "{id}");
     let e: Value = serde_json::from_str(
-        &std::fs::read_to_string(out.join("explain/test-000002.json")).unwrap(),
+        &std::fs::read_to_string(out.join(format!("explain/{id}.json"))).unwrap(),
     )
     .unwrap();
+    assert_eq!(e["id"], id.as_str());
     assert!(e["generated"].as_str().is_some_and(|g| !g.is_empty()));
     if e["token_generated"].as_bool().unwrap() {
         assert!(!e["concepts"].as_array().unwrap().is_empty());
@@ -191,6 +194,126 @@ fn demo_runs_end_to_end_resumes_and_explains() {
         })
         .count();
     assert!(pages >= 1);
+
+    explanations_never_collide_and_survive_a_closed_stdout(&out);
+}
+
+/// Images that share a stem (`a/x.png`, `b/x.jpg`) or whose names sanitise alike (`p<q.png`,
+/// `p>q.png`) get distinct explanation files and thumbnails, all shown by the report; explaining
+/// them with stdout closed at once (`coxlmm explain … | head -c 0`) neither panics nor loses one.
+fn explanations_never_collide_and_survive_a_closed_stdout(out: &Path) {
+    let dir = out.parent().unwrap().join("collide");
+    for sub in ["a", "b"] {
+        std::fs::create_dir_all(dir.join(sub)).unwrap();
+    }
+    let src = |i: usize| out.join(format!("data/images/test-{i:06}.png"));
+    let images = [
+        dir.join("a/x.png"),
+        dir.join("b/x.jpg"),
+        dir.join("p<q.png"),
+        dir.join("p>q.png"),
+    ];
+    // Different scenes, so that a thumbnail shared by two images would show.
+    std::fs::copy(src(3), &images[0]).unwrap();
+    image::open(src(4))
+        .unwrap()
+        .to_rgb8()
+        .save(&images[1])
+        .unwrap();
+    std::fs::copy(src(5), &images[2]).unwrap();
+    std::fs::copy(src(6), &images[3]).unwrap();
+
+    let mut args = vec!["explain".into(), "--run".into(), out.as_os_str().to_owned()];
+    args.extend(images.iter().map(|p| p.as_os_str().to_owned()));
+    with_stdout_closed(&args);
+
+    let ids: Vec<String> = images
+        .iter()
+        .map(|p| cox_store::unique_file_stem(p))
+        .collect();
+    let distinct: std::collections::BTreeSet<&String> = ids.iter().collect();
+    assert_eq!(distinct.len(), 4, "{ids:?}");
+    for (img, id) in images.iter().zip(&ids) {
+        let e: Value = serde_json::from_str(
+            &std::fs::read_to_string(out.join(format!("explain/{id}.json"))).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(e["image"], img.display().to_string().as_str());
+        assert_eq!(e["id"], id.as_str());
+    }
+
+    let o = coxlmm(&["report", "--run", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report/report.json")).unwrap())
+            .unwrap();
+    let mut thumbs = std::collections::BTreeSet::new();
+    for id in &ids {
+        let shown: Vec<&Value> = report["explained"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|x| x["image"]["sample_id"] == id.as_str())
+            .collect();
+        assert_eq!(shown.len(), 1, "{id} in {}", report["explained"]);
+        let thumb = shown[0]["image"]["thumbnail"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{id} has no thumbnail: {}", shown[0]));
+        assert!(out.join("report").join(thumb).is_file(), "{thumb}");
+        thumbs.insert(thumb.to_string());
+    }
+    assert_eq!(thumbs.len(), 4, "{thumbs:?}");
+    // Different scenes give different thumbnails: no image was drawn from another's file.
+    let bytes: std::collections::BTreeSet<Vec<u8>> = thumbs
+        .iter()
+        .map(|t| std::fs::read(out.join("report").join(t)).unwrap())
+        .collect();
+    assert_eq!(bytes.len(), 4);
+
+    // `coxlmm extract … | true`: the summary line meets a closed pipe; the store is still complete.
+    let store = out.parent().unwrap().join("closed-stdout-store");
+    let data = format!("folder:{}", out.join("data").display());
+    let args: Vec<std::ffi::OsString> = [
+        "extract",
+        "--model",
+        model_dir().to_str().unwrap(),
+        "--data",
+        &data,
+        "--split",
+        "test",
+        "--token",
+        "circle",
+        "--layer",
+        "2",
+        "--limit",
+        "4",
+        "--out",
+        store.to_str().unwrap(),
+    ]
+    .iter()
+    .map(Into::into)
+    .collect();
+    with_stdout_closed(&args);
+    let manifest: Value =
+        serde_json::from_str(&std::fs::read_to_string(store.join("manifest.json")).unwrap())
+            .unwrap();
+    assert_eq!(manifest["complete"], true, "{manifest}");
+}
+
+/// Runs `coxlmm args` with a stdout pipe whose reader is gone before the first line is written,
+/// and checks that it neither panics nor fails.
+fn with_stdout_closed(args: &[std::ffi::OsString]) {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_coxlmm"))
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let o = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    assert!(o.status.success(), "{args:?}: {:?}: {stderr}", o.status);
 }
 
 #[test]

@@ -16,13 +16,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::evaluate::top_concepts;
 use crate::extract::DEFAULT_PROMPT;
-use crate::run_folder::concept_dictionary;
+use crate::run_folder::{concept_dictionary, explanation_id};
 use crate::{Grounding, Model, RunFolder, RunSettings};
 
-/// One explained image, kept in `RUN/explain/<id>.json`.
+/// One explained image, kept in `RUN/explain/<id>.json` (`RunFolder::explanation_file`).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Explanation {
     pub image: String,
+    /// [`explanation_id`] of the image (the bare file stem in files written before it was unique).
     pub id: String,
     pub generated: String,
     pub token_generated: bool,
@@ -105,9 +106,7 @@ pub fn explain(model: &Model, ctx: &ExplainContext, image: &Path, top: usize) ->
     let sel = select_generation(&toi, &[], &generation, &opts)?;
     let mut e = Explanation {
         image: image.display().to_string(),
-        id: image
-            .file_stem()
-            .map_or("image".into(), |s| s.to_string_lossy().into_owned()),
+        id: explanation_id(image),
         generated: generation.text.trim().to_string(),
         token_generated: sel.kept.is_some(),
         concepts: Vec::new(),

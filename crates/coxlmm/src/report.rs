@@ -14,7 +14,7 @@ use cox_report::{
 use crate::evaluate::{top_concepts, RunData};
 use crate::explain::Explanation;
 use crate::run_folder::concept_dictionary;
-use crate::{MethodMetrics, Metrics, SplitData};
+use crate::{MethodMetrics, Metrics, RunFolder, SplitData};
 
 /// Concept-page images per concept.
 const TOP_IMAGES: usize = 20;
@@ -274,7 +274,7 @@ pub fn write(
             )?;
             for i in 0..n {
                 let r = &test.samples[i];
-                let thumb = write_thumb(site, &r.id, Path::new(&r.image));
+                let thumb = write_thumb(site, Path::new(&r.image));
                 let row = &codes[i * k..(i + 1) * k];
                 explained.push(ExplainedImage {
                     image: ImageRef {
@@ -298,7 +298,7 @@ pub fn write(
         }
     }
     for e in extras.explanations {
-        let thumb = write_thumb(site, &e.id, Path::new(&e.image));
+        let thumb = write_thumb(site, Path::new(&e.image));
         explained.push(ExplainedImage {
             image: ImageRef {
                 sample_id: e.id.clone(),
@@ -393,14 +393,12 @@ fn model_name(model: &str) -> String {
         .map_or(model.to_string(), |n| n.to_string_lossy().into_owned())
 }
 
-/// Writes a 96-px thumbnail of `image` as `thumbs/x-<id>.png` in `site` and returns its relative path.
-fn write_thumb(site: &Path, id: &str, image: &Path) -> Result<PathBuf> {
-    let img = image::ImageReader::open(image)
-        .with_context(|| format!("cannot open {}", image.display()))?
-        .with_guessed_format()?
-        .decode()
-        .with_context(|| format!("cannot decode {}", image.display()))?;
-    let rel = PathBuf::from("thumbs").join(format!("x-{}.png", cox_ground_visual::sanitise_id(id)));
+/// Writes a 96-px thumbnail of `image` as [`RunFolder::explanation_thumbnail`] in `site` and returns
+/// its relative path. The image is read by `cox_image::open_image`: regular files only, the size
+/// limits checked before the whole file is read, truncated files refused.
+fn write_thumb(site: &Path, image: &Path) -> Result<PathBuf> {
+    let img = cox_image::open_image(image, &cox_image::ImageLimits::default())?;
+    let rel = RunFolder::explanation_thumbnail(image);
     std::fs::create_dir_all(site.join("thumbs"))?;
     cox_ground_visual::write_png(&cox_ground_visual::thumbnail(&img, 96), &site.join(&rel))?;
     Ok(rel)

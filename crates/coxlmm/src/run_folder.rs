@@ -9,8 +9,13 @@
 //! RUN/ground/<method>.json        grounded words and Rnd-Words
 //! RUN/metrics.json                the evaluation
 //! RUN/report/                     the HTML site
-//! RUN/explain/<image>.json        `coxlmm explain` results
+//! RUN/explain/<stem>-<hash>.json  `coxlmm explain` results, one per image file
+//! RUN/report/thumbs/x-<stem>-<hash>.png   their thumbnails (and those of explained test samples)
 //! ```
+//!
+//! `<stem>-<hash>` is `cox_store::unique_file_stem` of the image: its sanitised stem and 8 hex
+//! digits of the SHA-256 of its canonical path, so images that share a stem (`a/x.png`, `b/x.jpg`)
+//! or sanitise alike (`p<q.png`, `p>q.png`) never share a file.
 //!
 //! Every write is atomic (`cox_store::atomic_write`), so a killed run leaves whole files only.
 
@@ -248,9 +253,23 @@ impl RunFolder {
         write_json(&self.metrics(), m)
     }
 
-    /// Saves one `explain` result as `explain/<id>.json`.
+    /// The file of the explanation whose id is `id` ([`explanation_id`]): `explain/<id>.json`, with
+    /// the id sanitised again so that an id from elsewhere cannot name a path outside `explain/`.
+    pub fn explanation_file(&self, id: &str) -> PathBuf {
+        self.explain()
+            .join(format!("{}.json", cox_ground_visual::sanitise_id(id)))
+    }
+
+    /// The thumbnail of an explained image inside the report folder, relative to it:
+    /// `thumbs/x-<unique stem>.png`. It is keyed by the image file itself (not by the stored id),
+    /// so explanations written before ids were unique still get one thumbnail per image.
+    pub fn explanation_thumbnail(image: &Path) -> PathBuf {
+        PathBuf::from("thumbs").join(format!("x-{}.png", cox_store::unique_file_stem(image)))
+    }
+
+    /// Saves one `explain` result as [`explanation_file`](Self::explanation_file)`(&e.id)`.
     pub fn write_explanation(&self, e: &Explanation) -> Result<PathBuf> {
-        let path = self.explain().join(format!("{}.json", e.id));
+        let path = self.explanation_file(&e.id);
         write_json(&path, e)?;
         Ok(path)
     }
@@ -269,6 +288,13 @@ impl RunFolder {
         files.sort();
         files.iter().map(|p| read_json(p, "explain")).collect()
     }
+}
+
+/// The id of an explained image, which names its `explain/<id>.json`: `cox_store::unique_file_stem`,
+/// so two images never share an explanation file. Files written before (named by the bare stem)
+/// are still read by [`RunFolder::read_explanations`].
+pub fn explanation_id(image: &Path) -> String {
+    cox_store::unique_file_stem(image)
 }
 
 /// The dictionary file as the decomposition crate's type (for `encode`).

@@ -50,6 +50,6 @@ pub fn run(a: Args) -> Result<()> {
     };
     let model = p.model.clone().unwrap_or_else(cox_synth::default_model_dir);
     let outcome = demo(&p)?;
-    super::run::print_outcome(&p.settings(&model), &outcome);
+    super::run::print_outcome(&p.settings(&model), &outcome)?;
     Ok(())
 }

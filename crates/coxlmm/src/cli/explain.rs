@@ -33,30 +33,31 @@ pub fn run(a: Args) -> Result<()> {
                 continue;
             }
         };
-        println!("{}", path.display());
-        println!("  caption: {}", x.explanation.generated);
+        // Saved before anything is printed, so that no output problem can lose it.
+        folder.write_explanation(&x.explanation)?;
+        outln!("{}", path.display())?;
+        outln!("  caption: {}", x.explanation.generated)?;
         if !x.explanation.token_generated {
-            println!(
+            outln!(
                 "  {:?} was not generated: no representation to explain (the model does not see one here)",
                 ctx.settings.token
-            );
+            )?;
         }
         for c in &x.concepts {
-            println!(
+            outln!(
                 "  concept {:>3}  {:>8.4}  [{}]  e.g. {}",
                 c.concept,
                 c.activation,
                 c.words.join(", "),
                 c.examples.join(" ")
-            );
+            )?;
         }
-        folder.write_explanation(&x.explanation)?;
     }
-    println!(
+    outln!(
         "saved in {} (shown by `coxlmm report --run {}`)",
         folder.explain().display(),
         a.run.display()
-    );
+    )?;
     if failed == a.images.len() {
         return Err(Error::NoReadableImage.into());
     }

@@ -214,7 +214,7 @@ pub fn run(a: Args) -> Result<()> {
         std::fs::write(path, serde_json::to_string_pretty(&outcome.timings)?)
             .with_context(|| format!("writing {}", path.display()))?;
     }
-    println!("{}", outcome.summary);
+    outln!("{}", outcome.summary)?;
     Ok(())
 }
 
@@ -230,14 +230,14 @@ pub struct MergeArgs {
 
 pub fn merge(a: MergeArgs) -> Result<()> {
     let m = cox_store::merge_runs(&a.out, &a.parts)?;
-    println!(
+    outln!(
         "merged {} parts into {}: {} samples, {} rows, {} shards",
         a.parts.len(),
         a.out.display(),
         m.samples_done(),
         m.rows(),
         m.shards.len()
-    );
+    )?;
     Ok(())
 }
 

@@ -77,11 +77,11 @@ pub fn run(a: Args) -> Result<()> {
     };
     let learnt = learn(&acts, &params)?;
     let path = write(&a.out, &learnt)?;
-    println!("{learnt}");
-    println!(
+    outln!("{learnt}")?;
+    outln!(
         "  wrote        {} and {}",
         path.display(),
         cox_store::sidecar_path(&path).display()
-    );
+    )?;
     Ok(())
 }

@@ -1,7 +1,17 @@
 //! The subcommands: each parses its arguments into the library's typed inputs, calls the library
 //! and prints the outcome. The command-line hints of library errors are added here.
 
+use std::io::{ErrorKind, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use coxlmm::Error;
+
+/// Writes one line of results to stdout through [`out`]; use as `outln!("...", x)?`.
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        crate::cli::out(format_args!($($arg)*))
+    };
+}
 
 pub mod demo;
 pub mod explain;
@@ -44,4 +54,25 @@ pub fn report_error(e: &anyhow::Error) -> i32 {
         eprintln!("hint: {h}");
     }
     1
+}
+
+/// Set once stdout's reader has gone (`coxlmm explain … | head -n 1`).
+static STDOUT_CLOSED: AtomicBool = AtomicBool::new(false);
+
+/// Writes `line` and a newline to stdout. Every result line of the CLI goes through here instead of
+/// `println!`, which panics when the reader of a pipe has exited. A closed pipe (`BrokenPipe`) is
+/// not an error: printing stops for the rest of the process but the command keeps working, so
+/// `explain` still saves every explanation; any other write error is returned.
+pub fn out(line: std::fmt::Arguments<'_>) -> std::io::Result<()> {
+    if STDOUT_CLOSED.load(Ordering::Relaxed) {
+        return Ok(());
+    }
+    let mut stdout = std::io::stdout().lock();
+    match writeln!(stdout, "{line}").and_then(|()| stdout.flush()) {
+        Err(e) if e.kind() == ErrorKind::BrokenPipe => {
+            STDOUT_CLOSED.store(true, Ordering::Relaxed);
+            Ok(())
+        }
+        r => r,
+    }
 }

@@ -14,6 +14,6 @@ pub struct Args {
 
 pub fn run(a: Args) -> Result<()> {
     let index = coxlmm::pipeline::rewrite_report(&RunFolder::new(&a.run))?;
-    println!("report: {}", index.display());
+    outln!("report: {}", index.display())?;
     Ok(())
 }

@@ -126,30 +126,30 @@ pub fn run(a: Args) -> Result<()> {
     folder.open(&s)?;
     let model = Model::load(&s.model, &ModelOptions::default())?;
     let outcome = coxlmm::pipeline::run(&s, &folder, &model)?;
-    print_outcome(&s, &outcome);
+    print_outcome(&s, &outcome)?;
     Ok(())
 }
 
 /// What `run` and `demo` print on stdout: each store's summary, each dictionary learnt, the
 /// metrics table and the report's path.
-pub fn print_outcome(s: &RunSettings, o: &RunOutcome) {
+pub fn print_outcome(s: &RunSettings, o: &RunOutcome) -> std::io::Result<()> {
     for e in &o.extracted {
-        println!("{e}");
+        outln!("{e}")?;
     }
     for (l, path) in &o.learnt {
-        println!("{l}");
-        println!(
+        outln!("{l}")?;
+        outln!(
             "  wrote        {} and {}",
             path.display(),
             cox_store::sidecar_path(path).display()
-        );
+        )?;
     }
-    println!(
+    outln!(
         "{}",
         coxlmm::evaluate::Summary {
             settings: s,
             metrics: &o.metrics
         }
-    );
-    println!("report: {}", o.report_index.display());
+    )?;
+    outln!("report: {}", o.report_index.display())
 }
