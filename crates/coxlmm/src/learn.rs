@@ -290,29 +290,35 @@ impl FitProgress {
                 self.restart = p.restart;
                 bar.reset();
             }
-            bar.set_position(p.iteration as u64);
             bar.set_message(msg.clone());
+            bar.set_position(p.iteration as u64);
         }
         let now = Instant::now();
         let due = |last: Option<Instant>, every: Duration| {
             last.is_none_or(|t| now.duration_since(t) >= every) || p.iteration == p.max_iter
         };
-        if due(self.last_info, Self::INFO_EVERY) {
+        let level = if due(self.last_info, Self::INFO_EVERY) {
             self.last_info = Some(now);
-            tracing::info!(
-                iteration = p.iteration,
-                max_iter = p.max_iter,
-                elapsed_s = p.elapsed.as_secs_f64(),
-                "fit: {msg}"
-            );
+            tracing::Level::INFO
         } else if due(self.last_debug, Self::DEBUG_EVERY) {
             self.last_debug = Some(now);
-            tracing::debug!(
-                iteration = p.iteration,
-                max_iter = p.max_iter,
-                elapsed_s = p.elapsed.as_secs_f64(),
-                "fit: {msg}"
-            );
+            tracing::Level::DEBUG
+        } else {
+            return;
+        };
+        let log = || {
+            let (iteration, max_iter) = (p.iteration, p.max_iter);
+            let elapsed_s = p.elapsed.as_secs_f64();
+            if level == tracing::Level::INFO {
+                tracing::info!(iteration, max_iter, elapsed_s, "fit: {msg}");
+            } else {
+                tracing::debug!(iteration, max_iter, elapsed_s, "fit: {msg}");
+            }
+        };
+        // A log line is written with the bar lifted, so that the two do not overwrite each other.
+        match &self.bar {
+            Some(bar) => bar.suspend(log),
+            None => log(),
         }
     }
 
