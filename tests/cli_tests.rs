@@ -186,3 +186,61 @@ fn bad_input_gets_a_clear_error() {
     // Nothing was written by the failed runs.
     assert!(!dir.path().join("d.safetensors").exists());
 }
+
+/// A negative number is read as the value of its option (not as an unknown flag) and gets the
+/// clear error of the setting it breaks.
+#[test]
+fn negative_numbers_are_values_with_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("d");
+    let out = out.to_str().unwrap();
+    let learn = |extra: &[&str]| {
+        let mut args = vec!["learn", "--activations", "synthetic:60x8", "--out", out];
+        args.extend_from_slice(extra);
+        coxlmm(&args)
+    };
+    for lambda in [["--lambda", "-1"], ["--lambda", "-0.5"]] {
+        let o = learn(&[&lambda[..], &["--k", "2"]].concat());
+        assert_eq!(o.status.code(), Some(1));
+        let t = text(&o);
+        assert!(
+            !t.contains("unexpected argument")
+                && t.contains(&format!("λ = {}", lambda[1]))
+                && t.contains("must be finite and >= 0"),
+            "{t}"
+        );
+    }
+    // An unsigned setting given a negative number names the value and the option.
+    let o = learn(&["--k", "-3"]);
+    assert!(!o.status.success());
+    let t = text(&o);
+    assert!(
+        !t.contains("unexpected argument") && t.contains("invalid value '-3'") && t.contains("--k"),
+        "{t}"
+    );
+    assert!(!dir.path().join("d.safetensors").exists());
+
+    // `run` refuses a negative λ before loading the model or extracting anything.
+    let run = dir.path().join("run");
+    let o = coxlmm(&[
+        "run",
+        "--model",
+        "/nonexistent/model",
+        "--data",
+        "folder:/nonexistent/data",
+        "--token",
+        "dog",
+        "--layer",
+        "1",
+        "--lambda",
+        "-1",
+        "--out",
+        run.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    let t = text(&o);
+    assert!(
+        t.contains("invalid setting lambda") && t.contains("--lambda 0 or more"),
+        "{t}"
+    );
+}

@@ -524,3 +524,63 @@ fn a_damaged_store_is_repaired_by_resuming_to_the_same_bytes() {
     assert_eq!(shard_files(&full), shard_files(&damaged));
     assert!(cox_store::read_run(&damaged, Some("1")).is_ok());
 }
+
+/// A `folder:` dataset whose captions.jsonl names an image outside the folder (`../`) is refused
+/// with the file and line named and nothing written, and extracted with `--allow-outside-paths`.
+#[test]
+fn image_paths_outside_the_dataset_folder_need_an_explicit_flag() {
+    let f = fixture();
+    // A second dataset beside the fixture's: line 1 inside it, line 2 climbing out into the
+    // fixture's images.
+    let data = f.root.join("escaping");
+    std::fs::create_dir_all(data.join("images")).unwrap();
+    std::fs::copy(f.data.join("images/0.png"), data.join("images/0.png")).unwrap();
+    let line = |image: &str, id: &str| {
+        format!(
+            "{{\"image\": \"{image}\", \"captions\": [\"a {} here\"], \"id\": \"{id}\", \"split\": \"train\"}}\n",
+            f.token
+        )
+    };
+    std::fs::write(
+        data.join("captions.jsonl"),
+        line("images/0.png", "in") + &line("../data/images/1.png", "out"),
+    )
+    .unwrap();
+    let dataset = format!("folder:{}", data.display());
+
+    let refused = f.root.join("refused");
+    let o = f
+        .extract_cmd(&refused, &f.token, "1", &["--data", &dataset])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        e.contains("captions.jsonl:2:")
+            && e.contains("../data/images/1.png")
+            && e.contains("outside the dataset folder")
+            && e.contains("--allow-outside-paths"),
+        "{e}"
+    );
+    assert!(!refused.join("manifest.json").exists());
+
+    let allowed = f.root.join("allowed");
+    ok(&f
+        .extract_cmd(
+            &allowed,
+            &f.token,
+            "1",
+            &["--data", &dataset, "--allow-outside-paths"],
+        )
+        .output()
+        .unwrap());
+    let samples = cox_store::read_run_samples(&allowed).unwrap();
+    let ids: Vec<&str> = samples.iter().map(|s| s.id.as_str()).collect();
+    assert_eq!(ids, ["in", "out"]);
+    // The outside image was read and captioned (whether the tiny model then generates the token
+    // does not matter here).
+    assert!(
+        samples[1].image.ends_with("../data/images/1.png") && samples[1].generated.is_some(),
+        "{samples:?}"
+    );
+}

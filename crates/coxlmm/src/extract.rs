@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use cox_data::{DataSource, Shard, Split, Subsample, Subset};
+use cox_data::{DataSource, LoadOptions, Shard, Split, Subsample, Subset};
 use cox_hook::{
     layer_name, select_generation, GtFilter, PositionRule, SelectOptions, SkipReason,
     TokenOfInterest,
@@ -131,6 +131,9 @@ pub struct ExtractParams {
     /// Return [`Error::StoppedForTest`] after this many shards were written (a test hook that
     /// simulates a killed process).
     pub stop_after_shards: Option<usize>,
+    /// How the dataset is read: by default a `folder:` image path that leads outside the folder
+    /// is refused ([`cox_data::LoadOptions::allow_outside_paths`]).
+    pub load: LoadOptions,
 }
 
 impl ExtractParams {
@@ -153,6 +156,7 @@ impl ExtractParams {
             shard_size: 256,
             batch: 8,
             stop_after_shards: None,
+            load: LoadOptions::default(),
         }
     }
 }
@@ -271,7 +275,7 @@ pub fn extract(model: &Model, p: &ExtractParams, out: &Path) -> Result<ExtractOu
     };
     // A limit or subsample of 0 would write an empty store that looks complete.
     subset.check()?;
-    let samples = p.data.load(&p.splits)?;
+    let samples = p.data.load_with(&p.splits, &p.load)?;
     let selection = subset.indices(samples.len());
     let selection_total = selection.len();
     let range = p

@@ -2,13 +2,16 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use cox_decomp::{DecompParams, FitReport, Method};
 use cox_snmf::synthetic::{token_like, TokenLike};
 use cox_snmf::{Par, SamplesRef};
 use cox_store::{read_activations, DictionaryFile, DictionaryMeta, Matrix};
+use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{json, Value};
 
 use crate::Error;
@@ -133,8 +136,24 @@ pub struct Learnt {
     pub zero_fraction: f64,
 }
 
-/// Fits `params` on `acts`.
+/// Fits `params` on `acts`, showing an iterative fit's progress: a bar on a terminal (hidden
+/// when stderr is not one, so piped output and tests stay clean) and `tracing` events (info every
+/// 10 s, debug every second). Progress is only observed, so the result is the one of
+/// [`learn_observed`] with any observer.
 pub fn learn(acts: &LoadedActivations, params: &LearnParams) -> Result<Learnt> {
+    let mut progress = FitProgress::new(std::io::stderr().is_terminal());
+    let out = learn_observed(acts, params, &mut |p| progress.observe(p));
+    progress.finish();
+    out
+}
+
+/// [`learn`] reporting each iteration of an iterative fit (Semi-NMF) to `observer` instead of
+/// showing it. Methods that are not iterative in this sense (PCA, K-Means, Simple) report nothing.
+pub fn learn_observed(
+    acts: &LoadedActivations,
+    params: &LearnParams,
+    observer: &mut dyn FnMut(&cox_snmf::Progress),
+) -> Result<Learnt> {
     let (m, b) = (acts.matrix.rows, acts.matrix.cols);
     let x = SamplesRef::new(&acts.matrix.data, m, b)?;
     let mut p = DecompParams::new(params.method, params.k);
@@ -143,11 +162,22 @@ pub fn learn(acts: &LoadedActivations, params: &LearnParams) -> Result<Learnt> {
     if params.method == Method::SemiNmf {
         p.alpha = Some(params.lambda);
     }
-    let decomposition = p.build().context("invalid settings")?;
+    // The settings are named as the user gave them: Semi-NMF's λ is the library's alpha.
+    let decomposition = p.build().with_context(|| {
+        let lambda = if params.method == Method::SemiNmf {
+            format!(", λ = {}", params.lambda)
+        } else {
+            String::new()
+        };
+        format!(
+            "invalid settings for {} (K = {}{lambda})",
+            params.method, params.k
+        )
+    })?;
     tracing::info!(m, b, k = params.k, method = %params.method, "learning the dictionary");
     let t = std::time::Instant::now();
     let out = decomposition
-        .fit(x, Par::rayon(0))
+        .fit_observed(x, Par::rayon(0), observer)
         .map_err(|e| name_sample(e, acts.sample_ids.as_deref()))?;
     let wall_seconds = t.elapsed().as_secs_f64();
     let r = out.report;
@@ -201,6 +231,102 @@ pub fn learn(acts: &LoadedActivations, params: &LearnParams) -> Result<Learnt> {
         wall_seconds,
         zero_fraction: zeros,
     })
+}
+
+/// Shows the progress of a fit: an indicatif bar (iteration of the limit, objective, relative
+/// change, ETA) and `tracing` events, throttled so that a fast fit of thousands of iterations
+/// does not flood the log.
+struct FitProgress {
+    /// Whether a bar is drawn at all (stderr is a terminal).
+    draw: bool,
+    /// The bar, made at the first iteration (the iteration limit is known then).
+    bar: Option<ProgressBar>,
+    /// The restart the bar shows.
+    restart: usize,
+    last_debug: Option<Instant>,
+    last_info: Option<Instant>,
+}
+
+impl FitProgress {
+    const DEBUG_EVERY: Duration = Duration::from_secs(1);
+    const INFO_EVERY: Duration = Duration::from_secs(10);
+
+    fn new(draw: bool) -> Self {
+        Self {
+            draw,
+            bar: None,
+            restart: 0,
+            last_debug: None,
+            last_info: None,
+        }
+    }
+
+    fn observe(&mut self, p: &cox_snmf::Progress) {
+        let change = p
+            .relative_change
+            .map_or_else(|| "-".to_string(), |c| format!("{c:.2e}"));
+        let restart = if p.restarts > 1 {
+            format!("restart {}/{}, ", p.restart + 1, p.restarts)
+        } else {
+            String::new()
+        };
+        let msg = format!(
+            "{restart}objective {:.6e}, relative change {change}",
+            p.objective
+        );
+        if self.draw {
+            let bar = self.bar.get_or_insert_with(|| {
+                let bar = ProgressBar::new(p.max_iter as u64);
+                bar.set_style(
+                    ProgressStyle::with_template(
+                        "{bar:30} {pos}/{len} iterations, {msg}, ETA {eta}",
+                    )
+                    .expect("valid template"),
+                );
+                bar
+            });
+            if p.restart != self.restart {
+                // A new restart counts its iterations from 1 again.
+                self.restart = p.restart;
+                bar.reset();
+            }
+            bar.set_message(msg.clone());
+            bar.set_position(p.iteration as u64);
+        }
+        let now = Instant::now();
+        let due = |last: Option<Instant>, every: Duration| {
+            last.is_none_or(|t| now.duration_since(t) >= every) || p.iteration == p.max_iter
+        };
+        let level = if due(self.last_info, Self::INFO_EVERY) {
+            self.last_info = Some(now);
+            tracing::Level::INFO
+        } else if due(self.last_debug, Self::DEBUG_EVERY) {
+            self.last_debug = Some(now);
+            tracing::Level::DEBUG
+        } else {
+            return;
+        };
+        let log = || {
+            let (iteration, max_iter) = (p.iteration, p.max_iter);
+            let elapsed_s = p.elapsed.as_secs_f64();
+            if level == tracing::Level::INFO {
+                tracing::info!(iteration, max_iter, elapsed_s, "fit: {msg}");
+            } else {
+                tracing::debug!(iteration, max_iter, elapsed_s, "fit: {msg}");
+            }
+        };
+        // A log line is written with the bar lifted, so that the two do not overwrite each other.
+        match &self.bar {
+            Some(bar) => bar.suspend(log),
+            None => log(),
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
 }
 
 /// Adds the sample's id (from the sidecar) to a non-finite-value error.
@@ -261,5 +387,56 @@ impl fmt::Display for Learnt {
                 r.dead_concepts
             )
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params() -> LearnParams {
+        LearnParams {
+            method: Method::SemiNmf,
+            k: 4,
+            lambda: 0.5,
+            seed: 3,
+            max_iter: Some(40),
+        }
+    }
+
+    /// Learning with progress shown gives the bytes of a plain fit of the same settings: the
+    /// observer only watches, and it sees every iteration's objective.
+    #[test]
+    fn progress_does_not_change_the_dictionary() {
+        let acts = Activations::Synthetic { m: 120, b: 16 }.load(5).unwrap();
+        let p = params();
+        // The fit as `learn` made it before progress was shown.
+        let mut dp = DecompParams::new(p.method, p.k);
+        dp.seed = p.seed;
+        dp.max_iter = p.max_iter;
+        dp.alpha = Some(p.lambda);
+        let x = SamplesRef::new(&acts.matrix.data, acts.matrix.rows, acts.matrix.cols).unwrap();
+        let plain = dp.build().unwrap().fit(x, Par::rayon(0)).unwrap();
+
+        let shown = learn(&acts, &p).unwrap();
+        let mut seen = Vec::new();
+        let observed = learn_observed(&acts, &p, &mut |s| seen.push(s.objective)).unwrap();
+        // The bar's own code (drawn to a hidden target when stderr is not a terminal).
+        let mut bar = FitProgress::new(true);
+        let drawn = learn_observed(&acts, &p, &mut |s| bar.observe(s)).unwrap();
+        bar.finish();
+
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        for l in [&shown, &observed, &drawn] {
+            assert_eq!(
+                bits(&l.file.concepts.data),
+                bits(&plain.dictionary.concepts)
+            );
+            assert_eq!(bits(&l.file.activations.data), bits(&plain.activations));
+            assert_eq!(l.report.objective_trace, plain.report.objective_trace);
+            assert_eq!(l.report.iterations, plain.report.iterations);
+        }
+        assert!(!seen.is_empty());
+        assert_eq!(seen, plain.report.objective_trace);
     }
 }

@@ -131,6 +131,18 @@ impl RunSettings {
                 why: "K must be at least 1".into(),
             });
         }
+        // Checked here, before the extraction, rather than when Semi-NMF is built after it.
+        if self.methods.contains(&Method::SemiNmf)
+            && !(self.lambda.is_finite() && self.lambda >= 0.0)
+        {
+            return Err(Error::Setting {
+                name: "lambda",
+                why: format!(
+                    "Semi-NMF's sparsity weight λ must be finite and >= 0, got {}",
+                    self.lambda
+                ),
+            });
+        }
         Ok(())
     }
 

@@ -23,10 +23,10 @@ pub struct Args {
     #[arg(long, default_value_t = 600)]
     test: usize,
     /// Number of concepts K.
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = 20, allow_negative_numbers = true)]
     k: usize,
     /// Semi-NMF's λ.
-    #[arg(long = "lambda", default_value_t = 1.0)]
+    #[arg(long = "lambda", default_value_t = 1.0, allow_negative_numbers = true)]
     lambda: f64,
     /// Seed of the world and of every random choice.
     #[arg(long, default_value_t = 0)]

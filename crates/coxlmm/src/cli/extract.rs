@@ -109,10 +109,10 @@ pub struct Args {
     #[arg(long)]
     out: PathBuf,
     /// Keep only the first N selected samples.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     limit: Option<usize>,
     /// Draw a seeded subsample of N samples first.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     sample: Option<usize>,
     /// Seed of --sample.
     #[arg(long, default_value_t = 0)]
@@ -158,6 +158,10 @@ pub struct Args {
     /// CLIPImageProcessor) or pil (transformers 4.x, as the reference implementation ran).
     #[arg(long, value_enum)]
     image_backend: Option<ImageBackendArg>,
+    /// Accept `folder:` image paths that lead outside the dataset folder (absolute paths or `..`
+    /// climbing above it); by default such a line of captions.jsonl is an error.
+    #[arg(long)]
+    allow_outside_paths: bool,
     /// Generate max-new-tokens tokens, ignoring EOS (for random test models).
     #[arg(long, hide = true)]
     ignore_eos: bool,
@@ -194,6 +198,9 @@ pub fn run(a: Args) -> Result<()> {
     p.dtype = a.dtype.into();
     p.shard_size = a.shard_size;
     p.batch = a.batch;
+    p.load = cox_data::LoadOptions {
+        allow_outside_paths: a.allow_outside_paths,
+    };
     p.stop_after_shards = std::env::var(FAIL_AFTER_ENV)
         .ok()
         .and_then(|v| v.parse().ok());

@@ -23,16 +23,16 @@ pub struct Args {
     #[arg(long, default_value = "snmf")]
     method: Method,
     /// Number of concepts K.
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = 20, allow_negative_numbers = true)]
     k: usize,
     /// Sparsity weight λ of Semi-NMF (the reference's alpha).
-    #[arg(long = "lambda", default_value_t = 1.0)]
+    #[arg(long = "lambda", default_value_t = 1.0, allow_negative_numbers = true)]
     lambda: f64,
     /// Seed of every random choice.
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Iteration limit (Semi-NMF 5000, K-Means 5000 by default).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     max_iter: Option<usize>,
     /// Output dictionary: writes OUT.safetensors and OUT.json.
     #[arg(long)]

@@ -36,12 +36,15 @@ pub fn report_error(e: &anyhow::Error) -> i32 {
             Error::Setting { name, .. } => match *name {
                 "methods" => Some("pass --methods snmf,pca,kmeans,simple or a part of it"),
                 "k" => Some("pass --k 1 or more"),
+                "lambda" => Some("pass --lambda 0 or more"),
                 _ => None,
             },
             Error::AmbiguousLayer { .. } => Some("pick one with --layer"),
             Error::NoReadableImage => None,
             Error::StoppedForTest { .. } => return 3,
         }
+    } else if let Some(cox_data::DataError::OutsidePath { .. }) = e.downcast_ref() {
+        Some("move the image into the dataset folder, or pass --allow-outside-paths to `coxlmm extract`")
     } else if let Some(e) = e.downcast_ref::<cox_store::Error>() {
         match e {
             cox_store::Error::MissingTensor { .. } => Some("pass the right file or --tensor NAME"),

@@ -28,17 +28,17 @@ pub struct Args {
     #[arg(long, default_value = "test")]
     test_split: String,
     /// Keep only the first N samples of each split (before the ground-truth filter).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     limit: Option<usize>,
     /// Decompositions, comma-separated (snmf, pca, kmeans, simple); the first is the one the
     /// report shows.
     #[arg(long, value_delimiter = ',', default_value = "snmf,pca,kmeans,simple")]
     methods: Vec<Method>,
     /// Number of concepts K.
-    #[arg(long, default_value_t = defaults::K)]
+    #[arg(long, default_value_t = defaults::K, allow_negative_numbers = true)]
     k: usize,
     /// Semi-NMF's sparsity weight λ.
-    #[arg(long = "lambda", default_value_t = defaults::LAMBDA)]
+    #[arg(long = "lambda", default_value_t = defaults::LAMBDA, allow_negative_numbers = true)]
     lambda: f64,
     /// Seed of every random choice.
     #[arg(long, default_value_t = 0)]
