@@ -47,7 +47,7 @@ impl ResidualCapture {
         Self::new(blocks.into_iter().map(LayerSel::Block))
     }
 
-    fn check(&self, num_layers: usize) -> Result<()> {
+    pub(crate) fn check(&self, num_layers: usize) -> Result<()> {
         for sel in &self.layers {
             if let LayerSel::Block(b) = sel {
                 if *b >= num_layers {
@@ -85,8 +85,8 @@ pub struct LmOutput {
 /// Per-block key/value cache for incremental decoding (inference only).
 #[derive(Debug, Clone)]
 pub struct KvCache {
-    kvs: Vec<Option<(Tensor, Tensor)>>,
-    len: usize,
+    pub(crate) kvs: Vec<Option<(Tensor, Tensor)>>,
+    pub(crate) len: usize,
 }
 
 impl KvCache {
@@ -109,6 +109,40 @@ impl KvCache {
     }
 }
 
+/// The shape of one pre-norm decoder block (attention + gated MLP): what distinguishes the Llama
+/// block from the Qwen2 one is only which projections carry biases.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BlockShape {
+    pub hidden: usize,
+    pub intermediate: usize,
+    pub heads: usize,
+    pub kv_heads: usize,
+    pub head_dim: usize,
+    pub qkv_bias: bool,
+    pub o_bias: bool,
+    pub mlp_bias: bool,
+    pub rms_norm_eps: f64,
+    pub act: crate::config::Activation,
+}
+
+impl BlockShape {
+    /// A Llama block of `c`.
+    fn llama(c: &TextConfig) -> Self {
+        Self {
+            hidden: c.hidden_size,
+            intermediate: c.intermediate_size,
+            heads: c.num_attention_heads,
+            kv_heads: c.kv_heads(),
+            head_dim: c.head_dim(),
+            qkv_bias: c.attention_bias,
+            o_bias: c.attention_bias,
+            mlp_bias: c.mlp_bias,
+            rms_norm_eps: c.rms_norm_eps,
+            act: c.hidden_act,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 struct Attention {
     q: Linear,
@@ -121,15 +155,15 @@ struct Attention {
 }
 
 impl Attention {
-    fn load(vb: VarBuilder, c: &TextConfig) -> candle_core::Result<Self> {
-        let (h, hd) = (c.hidden_size, c.head_dim());
-        let (nq, nkv) = (c.num_attention_heads, c.kv_heads());
-        let b = c.attention_bias;
+    fn load(vb: VarBuilder, c: &BlockShape) -> candle_core::Result<Self> {
+        let (h, hd) = (c.hidden, c.head_dim);
+        let (nq, nkv) = (c.heads, c.kv_heads);
+        let b = c.qkv_bias;
         Ok(Self {
             q: Linear::load(vb.pp("q_proj"), h, nq * hd, b)?,
             k: Linear::load(vb.pp("k_proj"), h, nkv * hd, b)?,
             v: Linear::load(vb.pp("v_proj"), h, nkv * hd, b)?,
-            o: Linear::load(vb.pp("o_proj"), nq * hd, h, b)?,
+            o: Linear::load(vb.pp("o_proj"), nq * hd, h, c.o_bias)?,
             heads: nq,
             kv_heads: nkv,
             head_dim: hd,
@@ -200,13 +234,13 @@ struct Mlp {
 }
 
 impl Mlp {
-    fn load(vb: VarBuilder, c: &TextConfig) -> candle_core::Result<Self> {
-        let (h, i, b) = (c.hidden_size, c.intermediate_size, c.mlp_bias);
+    fn load(vb: VarBuilder, c: &BlockShape) -> candle_core::Result<Self> {
+        let (h, i, b) = (c.hidden, c.intermediate, c.mlp_bias);
         Ok(Self {
             gate: Linear::load(vb.pp("gate_proj"), h, i, b)?,
             up: Linear::load(vb.pp("up_proj"), h, i, b)?,
             down: Linear::load(vb.pp("down_proj"), i, h, b)?,
-            act: c.hidden_act,
+            act: c.act,
         })
     }
 
@@ -216,8 +250,9 @@ impl Mlp {
     }
 }
 
+/// A pre-norm decoder block: `h = x + attn(norm(x))`, `h + mlp(norm(h))`.
 #[derive(Debug, Clone)]
-struct Block {
+pub(crate) struct Block {
     input_norm: RmsNorm,
     attn: Attention,
     post_norm: RmsNorm,
@@ -225,20 +260,18 @@ struct Block {
 }
 
 impl Block {
-    fn load(vb: VarBuilder, c: &TextConfig) -> candle_core::Result<Self> {
+    /// Loads a block of the given shape from `vb` at `layers.N`.
+    pub(crate) fn load(vb: VarBuilder, c: &BlockShape) -> candle_core::Result<Self> {
         Ok(Self {
-            input_norm: RmsNorm::load(vb.pp("input_layernorm"), c.hidden_size, c.rms_norm_eps)?,
+            input_norm: RmsNorm::load(vb.pp("input_layernorm"), c.hidden, c.rms_norm_eps)?,
             attn: Attention::load(vb.pp("self_attn"), c)?,
-            post_norm: RmsNorm::load(
-                vb.pp("post_attention_layernorm"),
-                c.hidden_size,
-                c.rms_norm_eps,
-            )?,
+            post_norm: RmsNorm::load(vb.pp("post_attention_layernorm"), c.hidden, c.rms_norm_eps)?,
             mlp: Mlp::load(vb.pp("mlp"), c)?,
         })
     }
 
-    fn forward(
+    /// `x`: `[b, s, h]`; `cos`/`sin`: `[s, head_dim / 2]`; `cache`: this block's cache entry.
+    pub(crate) fn forward(
         &self,
         x: &Tensor,
         cos: &Tensor,
@@ -355,7 +388,7 @@ impl LlamaModel {
         let c = config;
         let embed_tokens = vb.get((c.vocab_size, c.hidden_size), "embed_tokens.weight")?;
         let blocks = (0..c.num_hidden_layers)
-            .map(|i| Block::load(vb.pp(format!("layers.{i}")), c))
+            .map(|i| Block::load(vb.pp(format!("layers.{i}")), &BlockShape::llama(c)))
             .collect::<candle_core::Result<Vec<_>>>()?;
         let norm = RmsNorm::load(vb.pp("norm"), c.hidden_size, c.rms_norm_eps)?;
         let lm_head = match head_vb {
@@ -571,7 +604,7 @@ impl LlamaModel {
 }
 
 /// Additive causal mask `[s, offset + s]`: 0 where key `j <= offset + i`, −∞ after.
-fn causal_mask(s: usize, offset: usize, dev: &Device) -> candle_core::Result<Tensor> {
+pub(crate) fn causal_mask(s: usize, offset: usize, dev: &Device) -> candle_core::Result<Tensor> {
     let kv = offset + s;
     let data: Vec<f32> = (0..s)
         .flat_map(|i| {

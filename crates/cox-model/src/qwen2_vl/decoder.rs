@@ -12,131 +12,26 @@ use candle_nn::VarBuilder;
 
 use super::config::QwenTextConfig;
 use crate::error::{Error, Result};
-use crate::llama::{LayerSel, LmOutput, Logits, ResidualCapture};
-use crate::nn::{activate, rope, softmax_last, Linear, RmsNorm};
+use crate::llama::{causal_mask, Block, BlockShape, LayerSel, LmOutput, Logits, ResidualCapture};
+use crate::nn::RmsNorm;
 
-/// Per-block key/value cache of the Qwen2 decoder.
-#[derive(Debug, Clone)]
-pub struct QwenKvCache {
-    kvs: Vec<Option<(Tensor, Tensor)>>,
-    len: usize,
-}
+/// Per-block key/value cache of the Qwen2 decoder (the Llama decoder's cache: same blocks).
+pub type QwenKvCache = crate::llama::KvCache;
 
-impl QwenKvCache {
-    /// An empty cache for a decoder with `num_layers` blocks.
-    pub fn new(num_layers: usize) -> Self {
-        Self {
-            kvs: vec![None; num_layers],
-            len: 0,
-        }
+/// A Qwen2 block is the Llama block with biases on the q/k/v projections only.
+fn block_shape(c: &QwenTextConfig) -> BlockShape {
+    BlockShape {
+        hidden: c.hidden_size,
+        intermediate: c.intermediate_size,
+        heads: c.num_attention_heads,
+        kv_heads: c.num_key_value_heads,
+        head_dim: c.head_dim(),
+        qkv_bias: true,
+        o_bias: false,
+        mlp_bias: false,
+        rms_norm_eps: c.rms_norm_eps,
+        act: c.hidden_act,
     }
-
-    /// Positions already processed.
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    /// Whether nothing has been processed.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-}
-
-#[derive(Debug, Clone)]
-struct Block {
-    input_norm: RmsNorm,
-    q: Linear,
-    k: Linear,
-    v: Linear,
-    o: Linear,
-    post_norm: RmsNorm,
-    gate: Linear,
-    up: Linear,
-    down: Linear,
-    heads: usize,
-    kv_heads: usize,
-    head_dim: usize,
-    act: crate::config::Activation,
-}
-
-impl Block {
-    fn load(vb: VarBuilder, c: &QwenTextConfig) -> candle_core::Result<Self> {
-        let (h, hd, i) = (c.hidden_size, c.head_dim(), c.intermediate_size);
-        let (nq, nkv) = (c.num_attention_heads, c.num_key_value_heads);
-        let a = vb.pp("self_attn");
-        let m = vb.pp("mlp");
-        Ok(Self {
-            input_norm: RmsNorm::load(vb.pp("input_layernorm"), h, c.rms_norm_eps)?,
-            q: Linear::load(a.pp("q_proj"), h, nq * hd, true)?,
-            k: Linear::load(a.pp("k_proj"), h, nkv * hd, true)?,
-            v: Linear::load(a.pp("v_proj"), h, nkv * hd, true)?,
-            o: Linear::load(a.pp("o_proj"), nq * hd, h, false)?,
-            post_norm: RmsNorm::load(vb.pp("post_attention_layernorm"), h, c.rms_norm_eps)?,
-            gate: Linear::load(m.pp("gate_proj"), h, i, false)?,
-            up: Linear::load(m.pp("up_proj"), h, i, false)?,
-            down: Linear::load(m.pp("down_proj"), i, h, false)?,
-            heads: nq,
-            kv_heads: nkv,
-            head_dim: hd,
-            act: c.hidden_act,
-        })
-    }
-
-    fn forward(
-        &self,
-        x: &Tensor,
-        cos: &Tensor,
-        sin: &Tensor,
-        mask: Option<&Tensor>,
-        cache: Option<&mut Option<(Tensor, Tensor)>>,
-    ) -> candle_core::Result<Tensor> {
-        let (b, s, _) = x.dims3()?;
-        let h = self.input_norm.forward(x)?;
-        let split = |t: Tensor, n: usize| -> candle_core::Result<Tensor> {
-            t.reshape((b, s, n, self.head_dim))?.transpose(1, 2)
-        };
-        let q = rope(&split(self.q.forward(&h)?, self.heads)?, cos, sin)?;
-        let mut k = rope(&split(self.k.forward(&h)?, self.kv_heads)?, cos, sin)?;
-        let mut v = split(self.v.forward(&h)?, self.kv_heads)?.contiguous()?;
-        if let Some(entry) = cache {
-            if let Some((pk, pv)) = entry.as_ref() {
-                k = Tensor::cat(&[pk, &k], 2)?;
-                v = Tensor::cat(&[pv, &v], 2)?;
-            }
-            *entry = Some((k.clone(), v.clone()));
-        }
-        let rep = self.heads / self.kv_heads;
-        let (k, v) = (repeat_kv(&k, rep)?, repeat_kv(&v, rep)?);
-        // Scores and softmax in f32, as transformers does for half-precision weights.
-        let dtype = q.dtype();
-        let scores = (q
-            .to_dtype(DType::F32)?
-            .matmul(&k.to_dtype(DType::F32)?.t()?)?
-            / (self.head_dim as f64).sqrt())?;
-        let scores = match mask {
-            Some(m) => scores.broadcast_add(m)?,
-            None => scores,
-        };
-        let probs = softmax_last(&scores)?;
-        let y = probs.matmul(&v.to_dtype(DType::F32)?)?.to_dtype(dtype)?;
-        let y = y
-            .transpose(1, 2)?
-            .reshape((b, s, self.heads * self.head_dim))?;
-        let x = (x + self.o.forward(&y)?)?;
-        let h = self.post_norm.forward(&x)?;
-        let g = activate(self.act, &self.gate.forward(&h)?)?;
-        &x + self.down.forward(&(g * self.up.forward(&h)?)?)?
-    }
-}
-
-fn repeat_kv(x: &Tensor, rep: usize) -> candle_core::Result<Tensor> {
-    if rep == 1 {
-        return Ok(x.clone());
-    }
-    let (b, h, s, d) = x.dims4()?;
-    x.unsqueeze(2)?
-        .broadcast_as((b, h, rep, s, d))?
-        .reshape((b, h * rep, s, d))
 }
 
 /// The Qwen2 decoder: embeddings, blocks, final norm and LM head.
@@ -164,7 +59,7 @@ impl QwenDecoder {
         let c = config;
         let embed_tokens = vb.get((c.vocab_size, c.hidden_size), "embed_tokens.weight")?;
         let blocks = (0..c.num_hidden_layers)
-            .map(|i| Block::load(vb.pp(format!("layers.{i}")), c))
+            .map(|i| Block::load(vb.pp(format!("layers.{i}")), &block_shape(c)))
             .collect::<candle_core::Result<Vec<_>>>()?;
         let norm = RmsNorm::load(vb.pp("norm"), c.hidden_size, c.rms_norm_eps)?;
         let lm_head = match head_vb {
@@ -287,17 +182,7 @@ impl QwenDecoder {
         capture: &ResidualCapture,
         logits: Logits,
     ) -> Result<LmOutput> {
-        for sel in &capture.layers {
-            if let LayerSel::Block(b) = sel {
-                if *b >= self.blocks.len() {
-                    return Err(Error::Input(format!(
-                        "cannot capture block {b}: the decoder has {} blocks (0..={})",
-                        self.blocks.len(),
-                        self.blocks.len().saturating_sub(1)
-                    )));
-                }
-            }
-        }
+        capture.check(self.blocks.len())?;
         let (b, s, h) = embeds.dims3()?;
         if b != 1 {
             return Err(Error::Input(format!(
@@ -327,13 +212,7 @@ impl QwenDecoder {
         let (cos, sin) = self.rotary(positions)?;
         let past = cache.as_ref().map(|c| c.len).unwrap_or(0);
         let mask = if s > 1 {
-            let total = past + s;
-            let m: Vec<f32> = (0..s)
-                .flat_map(|i| {
-                    (0..total).map(move |j| if j > past + i { f32::NEG_INFINITY } else { 0.0 })
-                })
-                .collect();
-            Some(Tensor::from_vec(m, (s, total), self.device())?)
+            Some(causal_mask(s, past, self.device())?)
         } else {
             None
         };
