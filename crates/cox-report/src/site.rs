@@ -239,20 +239,7 @@ impl Site<'_> {
                 Err(format!("cannot use thumbnail {}: {problem}", src.display()))
             }
             Ok(bytes) => {
-                let stem: String = src
-                    .file_stem()
-                    .map(|s| s.to_string_lossy().into_owned())
-                    .unwrap_or_default()
-                    .chars()
-                    .map(|c| {
-                        if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                            c
-                        } else {
-                            '_'
-                        }
-                    })
-                    .take(60)
-                    .collect();
+                let stem = cox_store::sanitized_stem(src);
                 let ext: String = src
                     .extension()
                     .map(|s| s.to_string_lossy().to_ascii_lowercase())

@@ -74,8 +74,21 @@ pub fn sidecar_path(tensor_file: &Path) -> PathBuf {
 /// );
 /// ```
 pub fn unique_file_stem(path: &Path) -> String {
-    let stem: String = path
-        .file_stem()
+    let stem = sanitized_stem(path);
+    let stem = if stem.is_empty() { "file".into() } else { stem };
+    let canonical = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let hash = crate::digest::sha256_hex(canonical.to_string_lossy().as_bytes());
+    format!("{stem}-{}", &hash[..8])
+}
+
+/// A path's file stem reduced to ASCII letters, digits, `-` and `_` (others become `_`), at most
+/// 60 characters; empty when the path has no stem.
+///
+/// ```
+/// assert_eq!(cox_store::sanitized_stem(std::path::Path::new("a/p<q é.png")), "p_q__");
+/// ```
+pub fn sanitized_stem(path: &Path) -> String {
+    path.file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default()
         .chars()
@@ -87,9 +100,5 @@ pub fn unique_file_stem(path: &Path) -> String {
             }
         })
         .take(60)
-        .collect();
-    let stem = if stem.is_empty() { "file".into() } else { stem };
-    let canonical = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-    let hash = crate::digest::sha256_hex(canonical.to_string_lossy().as_bytes());
-    format!("{stem}-{}", &hash[..8])
+        .collect()
 }

@@ -20,7 +20,7 @@ mod lock;
 mod matrix;
 mod run_store;
 
-pub use atomic::{atomic_write, sidecar_path, tensor_path, unique_file_stem};
+pub use atomic::{atomic_write, sanitized_stem, sidecar_path, tensor_path, unique_file_stem};
 pub use dictionary::{read_dictionary, write_dictionary, DictionaryFile, DictionaryMeta};
 pub use digest::{sha256_hex, FileDigest};
 pub use error::{Error, Result};
