@@ -372,6 +372,8 @@ pub struct LlamaModel {
     lm_head: Tensor,
     cos: Tensor,
     sin: Tensor,
+    /// Dynamic NTK RoPE: passes longer than the table recompute their frequencies.
+    dynamic_rope: bool,
     config: TextConfig,
 }
 
@@ -408,6 +410,7 @@ impl LlamaModel {
             lm_head,
             cos,
             sin,
+            dynamic_rope: matches!(c.rope().scaling, Some(RopeScaling::Dynamic { .. })),
             config: c.clone(),
         })
     }
@@ -518,16 +521,12 @@ impl LlamaModel {
             }
         }
         let offset = cache.as_ref().map(|c| c.len).unwrap_or(0);
-        let dynamic = matches!(
-            self.config.rope().scaling,
-            Some(RopeScaling::Dynamic { .. })
-        );
         let (cos, sin) = if offset + s <= self.config.max_position_embeddings {
             (
                 self.cos.narrow(0, offset, s)?,
                 self.sin.narrow(0, offset, s)?,
             )
-        } else if dynamic {
+        } else if self.dynamic_rope {
             // Dynamic NTK: this pass's frequencies follow its length (cached keys keep the
             // rotation they were stored with, as in transformers).
             rope_tables(
