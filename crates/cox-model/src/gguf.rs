@@ -605,33 +605,35 @@ pub fn hf_name(gguf: &str) -> Option<String> {
 /// rotates). Here the `[heads, d/2, 2, ..]` view is transposed back to `[heads, 2, d/2, ..]`.
 /// Works on weights `[heads * d, in]` and biases `[heads * d]`.
 pub fn unpermute_qk(w: &Tensor, heads: usize) -> Result<Tensor> {
-    let dims = w.dims().to_vec();
-    let rows = dims[0];
-    if heads == 0 || rows % (2 * heads) != 0 {
-        return Err(Error::Input(format!(
-            "cannot un-permute a q/k tensor of {rows} rows into {heads} heads of even width"
-        )));
-    }
-    let half = rows / heads / 2;
-    let mut view = vec![heads, half, 2];
-    view.extend_from_slice(&dims[1..]);
-    Ok(w.reshape(view)?
-        .transpose(1, 2)?
-        .contiguous()?
-        .reshape(dims)?)
+    swap_head_halves(w, heads, true, "un-permute")
 }
 
 /// The inverse of [`unpermute_qk`]: what llama.cpp's converter does (used by tests).
 pub fn permute_qk(w: &Tensor, heads: usize) -> Result<Tensor> {
+    swap_head_halves(w, heads, false, "permute")
+}
+
+/// Views each head's rows as `[d/2, 2]` (`from_interleaved`) or `[2, d/2]` and transposes the
+/// two axes.
+fn swap_head_halves(
+    w: &Tensor,
+    heads: usize,
+    from_interleaved: bool,
+    what: &str,
+) -> Result<Tensor> {
     let dims = w.dims().to_vec();
     let rows = dims[0];
     if heads == 0 || rows % (2 * heads) != 0 {
         return Err(Error::Input(format!(
-            "cannot permute a q/k tensor of {rows} rows into {heads} heads of even width"
+            "cannot {what} a q/k tensor of {rows} rows into {heads} heads of even width"
         )));
     }
     let half = rows / heads / 2;
-    let mut view = vec![heads, 2, half];
+    let mut view = if from_interleaved {
+        vec![heads, half, 2]
+    } else {
+        vec![heads, 2, half]
+    };
     view.extend_from_slice(&dims[1..]);
     Ok(w.reshape(view)?
         .transpose(1, 2)?
