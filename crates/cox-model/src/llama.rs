@@ -107,6 +107,31 @@ impl KvCache {
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
+
+    /// This cache, filled for one sequence, repeated for a batch of `batch` sequences that share
+    /// that prefix (keys and values broadcast along the batch axis; differentiable, so a prefix
+    /// computed once per training step passes gradients from every row of the batch).
+    pub fn broadcast_batch(&self, batch: usize) -> candle_core::Result<Self> {
+        let kvs = self
+            .kvs
+            .iter()
+            .map(|e| match e {
+                None => Ok(None),
+                Some((k, v)) => {
+                    let (b, h, s, d) = k.dims4()?;
+                    if b != 1 {
+                        candle_core::bail!("broadcast_batch needs a cache of one sequence, not {b}")
+                    }
+                    let (_, hv, sv, dv) = v.dims4()?;
+                    Ok(Some((
+                        k.broadcast_as((batch, h, s, d))?.contiguous()?,
+                        v.broadcast_as((batch, hv, sv, dv))?.contiguous()?,
+                    )))
+                }
+            })
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        Ok(Self { kvs, len: self.len })
+    }
 }
 
 /// The shape of one pre-norm decoder block (attention + gated MLP): what distinguishes the Llama
@@ -268,6 +293,19 @@ impl Block {
             post_norm: RmsNorm::load(vb.pp("post_attention_layernorm"), c.hidden, c.rms_norm_eps)?,
             mlp: Mlp::load(vb.pp("mlp"), c)?,
         })
+    }
+
+    /// The block's dense layers under their Hugging Face names (`self_attn.q_proj`, …).
+    pub(crate) fn linears_mut(&mut self) -> Vec<(&'static str, &mut Linear)> {
+        vec![
+            ("self_attn.q_proj", &mut self.attn.q),
+            ("self_attn.k_proj", &mut self.attn.k),
+            ("self_attn.v_proj", &mut self.attn.v),
+            ("self_attn.o_proj", &mut self.attn.o),
+            ("mlp.gate_proj", &mut self.mlp.gate),
+            ("mlp.up_proj", &mut self.mlp.up),
+            ("mlp.down_proj", &mut self.mlp.down),
+        ]
     }
 
     /// `x`: `[b, s, h]`; `cos`/`sin`: `[s, head_dim / 2]`; `cache`: this block's cache entry.
@@ -482,7 +520,9 @@ impl LlamaModel {
             )));
         }
         let rows: usize = lead.iter().product();
-        let l = states.reshape((rows, h))?.matmul(&self.lm_head.t()?)?;
+        // A frozen head passes gradients only to the states (training adapters or a projector
+        // through a frozen language model never needs the head's own gradient).
+        let l = crate::nn::frozen_matmul(&states.reshape((rows, h))?, &self.lm_head.t()?)?;
         let mut out = lead.to_vec();
         out.push(self.config.vocab_size);
         Ok(l.reshape(out)?.to_dtype(DType::F32)?)
@@ -599,6 +639,21 @@ impl LlamaModel {
     /// A fresh cache sized for this decoder.
     pub fn new_cache(&self) -> KvCache {
         KvCache::new(self.blocks.len())
+    }
+
+    /// Every dense layer of the decoder blocks under its Hugging Face name relative to the
+    /// decoder (`layers.3.self_attn.q_proj`, `layers.3.mlp.down_proj`, …), mutable so that
+    /// low-rank adapters can be attached for training.
+    pub fn linears_mut(&mut self) -> Vec<(String, &mut crate::nn::Linear)> {
+        let mut out = Vec::new();
+        for (i, b) in self.blocks.iter_mut().enumerate() {
+            out.extend(
+                b.linears_mut()
+                    .into_iter()
+                    .map(|(n, l)| (format!("layers.{i}.{n}"), l)),
+            );
+        }
+        out
     }
 }
 

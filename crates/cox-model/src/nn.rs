@@ -26,6 +26,21 @@ pub(crate) fn tracks(ts: &[&Tensor]) -> bool {
 pub struct Linear {
     weight_t: Tensor,
     bias: Option<Tensor>,
+    adapter: Option<LowRank>,
+}
+
+/// A low-rank update of a frozen dense layer (LoRA, Hu et al. 2021): the layer computes
+/// `x Wᵀ + scale · (x Aᵀ) Bᵀ`, i.e. its weight is `W + scale · B A`. Used while training adapters
+/// (`a` and `b` are then `Var`s); a trained adapter is merged into the weight before a checkpoint
+/// is written, so inference never sees one.
+#[derive(Debug, Clone)]
+pub struct LowRank {
+    /// `A`: `[rank, in]`.
+    pub a: Tensor,
+    /// `B`: `[out, rank]`.
+    pub b: Tensor,
+    /// The factor `alpha / rank`.
+    pub scale: f64,
 }
 
 impl Linear {
@@ -49,12 +64,50 @@ impl Linear {
         } else {
             weight.t()?.contiguous()?
         };
-        Ok(Self { weight_t, bias })
+        Ok(Self {
+            weight_t,
+            bias,
+            adapter: None,
+        })
     }
 
     /// The `[out, in]` weight matrix (a transposed view of the stored `[in, out]` matrix).
     pub fn weight(&self) -> candle_core::Result<Tensor> {
         self.weight_t.t()
+    }
+
+    /// Input width.
+    pub fn in_dim(&self) -> usize {
+        self.weight_t.dims()[0]
+    }
+
+    /// Output width.
+    pub fn out_dim(&self) -> usize {
+        self.weight_t.dims()[1]
+    }
+
+    /// Attaches (or, with `None`, removes) a low-rank update. Its shapes must match the layer.
+    pub fn set_adapter(&mut self, adapter: Option<LowRank>) -> candle_core::Result<()> {
+        if let Some(ad) = &adapter {
+            let (r, i) = ad.a.dims2()?;
+            let (o, r2) = ad.b.dims2()?;
+            if i != self.in_dim() || o != self.out_dim() || r != r2 {
+                candle_core::bail!(
+                    "adapter A {:?} / B {:?} does not fit a layer {} -> {}",
+                    ad.a.dims(),
+                    ad.b.dims(),
+                    self.in_dim(),
+                    self.out_dim()
+                )
+            }
+        }
+        self.adapter = adapter;
+        Ok(())
+    }
+
+    /// The attached low-rank update, if any.
+    pub fn adapter(&self) -> Option<&LowRank> {
+        self.adapter.as_ref()
     }
 }
 
@@ -80,12 +133,34 @@ impl Module for Linear {
         } else {
             x2.matmul(&self.weight_t)?
         };
+        if let Some(ad) = &self.adapter {
+            let low = x2.matmul(&ad.a.t()?)?.matmul(&ad.b.t()?)?;
+            y = (y + (low * ad.scale)?)?;
+        }
         if let Some(b) = &self.bias {
             y = y.broadcast_add(b)?;
         }
         let mut out_dims = lead.to_vec();
         out_dims.push(self.weight_t.dim(1)?);
         y.reshape(out_dims)
+    }
+}
+
+/// `x · weight_t` (`x`: `[rows, in]`) for a constant `weight_t` (`[in, out]`, possibly a transposed
+/// view), computing only `x`'s gradient on the backward pass when `x` takes part in autograd
+/// (candle's matmul backward would also form the constant's gradient, as large as the matrix).
+pub(crate) fn frozen_matmul(x: &Tensor, weight_t: &Tensor) -> candle_core::Result<Tensor> {
+    if x.track_op()
+        && !weight_t.track_op()
+        && x.device().is_cpu()
+        && x.dtype() == DType::F32
+        && weight_t.dtype() == DType::F32
+    {
+        x.contiguous()?.apply_op1(FrozenMatmul {
+            weight_t: weight_t.clone(),
+        })
+    } else {
+        x.matmul(weight_t)
     }
 }
 
@@ -253,6 +328,7 @@ mod tests {
         let lin = Linear {
             weight_t: w.t().unwrap().contiguous().unwrap(),
             bias: None,
+            adapter: None,
         };
         let x = Var::from_tensor(&Tensor::randn(0f32, 1.0, (2, 4, 3), &dev).unwrap()).unwrap();
         let y = lin.forward(x.as_tensor()).unwrap();
@@ -268,5 +344,59 @@ mod tests {
         assert!(d.to_scalar::<f32>().unwrap() < 1e-5);
         // The frozen weight receives no gradient.
         assert!(g.get(&lin.weight_t).is_none());
+    }
+
+    #[test]
+    fn a_low_rank_adapter_computes_the_merged_weight_and_trains_only_its_factors() {
+        let dev = Device::Cpu;
+        let w = Tensor::randn(0f32, 1.0, (5, 3), &dev).unwrap();
+        let b0 = Tensor::randn(0f32, 1.0, 5, &dev).unwrap();
+        let a = Var::from_tensor(&Tensor::randn(0f32, 1.0, (2, 3), &dev).unwrap()).unwrap();
+        let b = Var::from_tensor(&Tensor::randn(0f32, 1.0, (5, 2), &dev).unwrap()).unwrap();
+        let mut lin = Linear {
+            weight_t: w.t().unwrap().contiguous().unwrap(),
+            bias: Some(b0.clone()),
+            adapter: None,
+        };
+        lin.set_adapter(Some(LowRank {
+            a: a.as_tensor().clone(),
+            b: b.as_tensor().clone(),
+            scale: 0.5,
+        }))
+        .unwrap();
+        let x = Tensor::randn(0f32, 1.0, (2, 4, 3), &dev).unwrap();
+        let y = lin.forward(&x).unwrap();
+        let merged = (&w + (b.as_tensor().matmul(a.as_tensor()).unwrap() * 0.5).unwrap()).unwrap();
+        let want = x
+            .broadcast_matmul(&merged.t().unwrap())
+            .unwrap()
+            .broadcast_add(&b0)
+            .unwrap();
+        let d = (&y - &want).unwrap().abs().unwrap().max_all().unwrap();
+        assert!(d.to_scalar::<f32>().unwrap() < 1e-5);
+        let g = y.sum_all().unwrap().backward().unwrap();
+        assert!(g.get(a.as_tensor()).is_some() && g.get(b.as_tensor()).is_some());
+        assert!(g.get(&lin.weight_t).is_none());
+        // A misfit adapter is refused; removing it restores the plain layer.
+        assert!(lin
+            .set_adapter(Some(LowRank {
+                a: b.as_tensor().clone(),
+                b: a.as_tensor().clone(),
+                scale: 1.0
+            }))
+            .is_err());
+        lin.set_adapter(None).unwrap();
+        let plain = x
+            .broadcast_matmul(&w.t().unwrap())
+            .unwrap()
+            .broadcast_add(&b0)
+            .unwrap();
+        let d = (lin.forward(&x).unwrap() - plain)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap();
+        assert!(d.to_scalar::<f32>().unwrap() < 1e-5);
     }
 }

@@ -4,6 +4,10 @@
 //! `chat_template.json` carries a template in the LLaVA-1.5 form (`USER: ` … `ASSISTANT:`), the
 //! equivalent rendering is implemented by hand, which for one user turn with an image is
 //! `USER: <image>\n{prompt} ASSISTANT:`; the same string is the default when no template exists.
+//! A ChatML template (`<|im_start|>role\n…<|im_end|>\n`, as SmolLM2's and Qwen's) is rendered
+//! the same way: the template's default system turn when it has one, then
+//! `<|im_start|>user\n{prompt}\n<image><|im_end|>\n<|im_start|>assistant\n` — the order of a
+//! user message whose content is `[text, image]`, which is how tiny-llava-smol was trained.
 //! Any other template is reported with a warning and the default is used.
 
 use std::path::{Path, PathBuf};
@@ -17,12 +21,32 @@ use crate::error::{Error, Result};
 pub const IMAGE_TOKEN: &str = "<image>";
 
 /// How prompts are rendered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PromptFormat {
     /// The llava-hf LLaVA-1.5 chat template, rendered by hand.
     Llava15Template,
     /// No template present: `USER: <image>\n{prompt} ASSISTANT:`.
     Default,
+    /// A ChatML template; `system` is the system turn its template inserts when a conversation
+    /// has none (SmolLM2's "You are a helpful AI assistant named SmolLM, …"), if any.
+    ChatMl {
+        /// The default system message.
+        system: Option<String>,
+    },
+}
+
+/// The default system message of a ChatML template: the text of the literal
+/// `<|im_start|>system\n…<|im_end|>` it emits when the first message is not a system message.
+fn chatml_default_system(t: &str) -> Option<String> {
+    const OPEN: &str = "<|im_start|>system\n";
+    let start = t.find(OPEN)? + OPEN.len();
+    let end = start + t[start..].find("<|im_end|>")?;
+    let text = &t[start..end];
+    // A template that only copies a user-given system message has no literal text here.
+    if text.contains("{{") || text.contains("message") || text.contains('\'') {
+        return None;
+    }
+    Some(text.to_string())
 }
 
 /// A tokenizer with the special tokens and prompt format of a LLaVA checkpoint.
@@ -151,6 +175,9 @@ impl LlavaTokenizer {
             .and_then(|t| t.as_str().map(str::to_string));
         let format = match template {
             Some(t) if is_llava15_template(&t) => PromptFormat::Llava15Template,
+            Some(t) if t.contains("<|im_start|>") => PromptFormat::ChatMl {
+                system: chatml_default_system(&t),
+            },
             Some(_) => {
                 tracing::warn!(
                     "chat template in {} is not the LLaVA-1.5 form; using the default prompt format",
@@ -183,11 +210,25 @@ impl LlavaTokenizer {
         } else {
             String::new()
         };
-        match self.format {
+        match &self.format {
             // The template emits `ROLE: `, the images, then each text part followed by a space,
             // then `ASSISTANT:`.
             PromptFormat::Llava15Template => format!("USER: {image}{prompt} ASSISTANT:"),
             PromptFormat::Default => format!("USER: {image}{prompt} ASSISTANT:"),
+            PromptFormat::ChatMl { system } => {
+                let system = system
+                    .as_ref()
+                    .map(|s| format!("<|im_start|>system\n{s}<|im_end|>\n"))
+                    .unwrap_or_default();
+                let image = if with_image {
+                    format!("\n{IMAGE_TOKEN}")
+                } else {
+                    String::new()
+                };
+                format!(
+                    "{system}<|im_start|>user\n{prompt}{image}<|im_end|>\n<|im_start|>assistant\n"
+                )
+            }
         }
     }
 

@@ -132,7 +132,7 @@ fn reading_order(f: &SceneFactors) -> Vec<&cox_synth::ObjectFactors> {
 
 /// Running counts behind an [`EvalReport`].
 #[derive(Debug, Default)]
-struct Tally {
+pub(crate) struct Tally {
     scenes: usize,
     objects: usize,
     size: usize,
@@ -148,7 +148,7 @@ struct Tally {
 }
 
 impl Tally {
-    fn add(&mut self, truth: &SceneFactors, generated: &str, eos: bool) {
+    pub(crate) fn add(&mut self, truth: &SceneFactors, generated: &str, eos: bool) {
         let canon = canonical_caption(truth);
         let p = parse_caption(generated);
         let truth_objs = reading_order(truth);
@@ -172,7 +172,7 @@ impl Tally {
         }
     }
 
-    fn report(self, seconds: f64) -> EvalReport {
+    pub(crate) fn report(self, seconds: f64) -> EvalReport {
         let f = |n: usize, d: usize| if d == 0 { 0.0 } else { n as f64 / d as f64 };
         EvalReport {
             scenes: self.scenes,

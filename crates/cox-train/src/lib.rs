@@ -33,6 +33,7 @@ mod eval;
 pub mod optim;
 pub mod pretrain;
 mod schedule;
+pub mod smol;
 mod train;
 
 pub use data::{example_ids, make_batch, model_config, scene_pixels, Batch, PROMPT};

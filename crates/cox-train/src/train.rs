@@ -704,7 +704,7 @@ fn optimiser_step(
 
 /// Scales the gradients of `vars` so that their global norm is at most `clip`; returns the norm
 /// before clipping.
-fn clip_gradients(grads: &mut GradStore, vars: &[Var], clip: f64) -> Result<f32> {
+pub(crate) fn clip_gradients(grads: &mut GradStore, vars: &[Var], clip: f64) -> Result<f32> {
     let mut sq = 0f32;
     for v in vars {
         if let Some(g) = grads.get(v.as_tensor()) {
