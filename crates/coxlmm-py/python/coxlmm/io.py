@@ -21,7 +21,8 @@ __all__ = [
     "read_store_samples",
 ]
 
-METHODS = ("snmf", "pca", "kmeans", "simple")
+# cox_decomp::Method::ALL, the paper's table order.
+METHODS = ("simple", "pca", "kmeans", "snmf")
 
 
 def read_store(dir, layer=None):
