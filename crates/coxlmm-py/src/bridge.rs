@@ -171,7 +171,10 @@ pub fn encode_snmf<T: Real>(
             reason: "must be at least 1",
         });
     }
-    let bd = if k == 0 { 0 } else { components.len() / k };
+    if k == 0 {
+        return Err(cox_snmf::Error::ZeroConcepts.into());
+    }
+    let bd = components.len() / k;
     if bd != b {
         return Err(cox_snmf::Error::FeatureMismatch { dict: bd, data: b }.into());
     }
