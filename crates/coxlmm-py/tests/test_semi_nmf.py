@@ -205,3 +205,38 @@ def test_non_contiguous_input_is_read_correctly(golden):
     for data in (F, strided):
         np.testing.assert_array_equal(coxlmm.SemiNMF(n_components=golden["k"]).fit(data).components_, a.components_)
         np.testing.assert_array_equal(a.transform(data), a.transform(X))
+
+
+def test_works_without_scikit_learn():
+    """scikit-learn is optional: the estimators fall back to minimal base classes."""
+    import subprocess
+    import sys
+
+    code = """
+import sys
+sys.modules["sklearn"] = None  # any import of scikit-learn now fails
+import numpy as np
+import coxlmm
+from coxlmm import _base
+assert not _base.HAVE_SKLEARN
+X = coxlmm.synthetic.token_like(50, 8, seed=1).astype(np.float64)
+est = coxlmm.SemiNMF(n_components=3).set_params(alpha=0.5)
+assert est.get_params()["alpha"] == 0.5 and "SemiNMF(" in repr(est)
+try:
+    est.transform(X)
+    raise SystemExit("transform before fit did not raise")
+except ValueError as e:
+    assert "not fitted" in str(e)
+code = est.fit_transform(X)
+assert code.shape == (50, 3) and code.dtype == np.float64
+assert np.allclose(est.transform(X), code, atol=1e-3 * code.max())
+for bad in (np.ones(4), np.ones((0, 3))):
+    try:
+        est.fit(bad)
+        raise SystemExit("bad input did not raise")
+    except ValueError:
+        pass
+print("ok")
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
