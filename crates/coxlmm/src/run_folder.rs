@@ -348,3 +348,43 @@ fn same_dir(a: Option<&Value>, b: &Value) -> bool {
         _ => false,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A run resumes when its model folder is named another way (`x/../model`, a link to it), and
+    /// is refused for another folder.
+    #[test]
+    fn the_same_model_folder_named_another_way_is_the_same_setting() {
+        let dir = tempfile::tempdir().unwrap();
+        let model = dir.path().join("model");
+        std::fs::create_dir_all(dir.path().join("x")).unwrap();
+        std::fs::create_dir_all(&model).unwrap();
+        std::fs::create_dir_all(dir.path().join("other")).unwrap();
+        let folder = RunFolder::new(dir.path().join("run"));
+        let settings =
+            |m: PathBuf| RunSettings::new(m.display().to_string(), "folder:d", "dog", "1");
+        folder.open(&settings(model.clone())).unwrap();
+        folder
+            .open(&settings(dir.path().join("x/../model")))
+            .unwrap();
+        #[cfg(unix)]
+        {
+            let link = dir.path().join("link");
+            std::os::unix::fs::symlink(&model, &link).unwrap();
+            folder.open(&settings(link)).unwrap();
+        }
+        let e = folder
+            .open(&settings(dir.path().join("other")))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("other settings") && e.contains("model"), "{e}");
+        // A hub id is compared as given.
+        let e = folder
+            .open(&settings(PathBuf::from("org/name")))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("model"), "{e}");
+    }
+}
