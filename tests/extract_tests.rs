@@ -648,6 +648,32 @@ fn the_same_weights_under_another_path_resume_and_changed_weights_are_refused() 
     ok(&o);
     assert_eq!(shard_files(&full), shard_files(&relative));
 
+    // A store written before weights were recorded cannot be checked against them: refused too.
+    let old = f.root.join("old");
+    std::fs::create_dir_all(&old).unwrap();
+    for (name, bytes) in shard_files(&full) {
+        std::fs::write(old.join(name), bytes).unwrap();
+    }
+    let mut manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(full.join("manifest.json")).unwrap()).unwrap();
+    manifest["settings"]
+        .as_object_mut()
+        .unwrap()
+        .remove("model_weights");
+    std::fs::write(
+        old.join("manifest.json"),
+        serde_json::to_vec_pretty(&manifest).unwrap(),
+    )
+    .unwrap();
+    let o = f.extract(&old, &[]);
+    assert!(!o.status.success());
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        e.contains("does not record its model's weights")
+            && e.contains("extract into a new folder"),
+        "{e}"
+    );
+
     // The checkpoint rewritten in place with other weights under the same config.json.
     let config = std::fs::read(f.model.join("config.json")).unwrap();
     write_tiny_llava(&f.model, &TinyConfig::tiny(), 4).unwrap();
