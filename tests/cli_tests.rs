@@ -3,6 +3,7 @@
 use std::path::Path;
 
 use cox_store::{read_dictionary, write_activations, DiskDtype, Matrix};
+use coxlmm::learn::FitRecord;
 
 mod common;
 use common::{coxlmm, text};
@@ -44,12 +45,12 @@ fn learn_on_generated_data_writes_a_readable_dictionary() {
         "{t}"
     );
     assert!(t.contains("objective") && t.contains("sparsity"), "{t}");
-    let d = read_dictionary(&dir.path().join("dict.safetensors")).unwrap();
+    let d = read_dictionary::<FitRecord>(&dir.path().join("dict.safetensors")).unwrap();
     assert_eq!((d.concepts.rows, d.concepts.cols), (8, 64));
     assert_eq!((d.activations.rows, d.activations.cols), (300, 8));
     assert!(d.activations.data.iter().all(|&v| v >= 0.0));
-    assert_eq!(d.meta.lambda, Some(1.0));
-    assert!(!d.meta.objective_trace.is_empty());
+    assert_eq!(d.meta.fit.lambda, Some(1.0));
+    assert!(!d.meta.fit.report.objective_trace.is_empty());
     // Objective recomputed from the file: ½‖X − CD‖² + λ‖C‖₁ equals the reported one.
     let x = cox_snmf::synthetic::token_like(&cox_snmf::synthetic::TokenLike::reference(300, 64), 0);
     let mut r = 0.0f64;
@@ -64,7 +65,7 @@ fn learn_on_generated_data_writes_a_readable_dictionary() {
     }
     let l1: f64 = d.activations.data.iter().map(|&v| v as f64).sum();
     let obj = 0.5 * r + l1;
-    let reported = d.meta.objective.unwrap();
+    let reported = d.meta.fit.report.objective.unwrap();
     assert!(
         (obj - reported).abs() < 1e-4 * reported,
         "file {obj} vs reported {reported}"
@@ -94,9 +95,11 @@ fn learn_every_method_from_an_f16_file_deterministically() {
                 out.to_str().unwrap(),
             ]);
             assert!(o.status.success(), "{method}: {}", text(&o));
-            let d =
-                read_dictionary(&dir.path().join(format!("{method}-{run}.safetensors"))).unwrap();
-            assert_eq!(d.meta.method, method);
+            let d = read_dictionary::<FitRecord>(
+                &dir.path().join(format!("{method}-{run}.safetensors")),
+            )
+            .unwrap();
+            assert_eq!(d.meta.fit.method.name(), method);
             assert_eq!(d.meta.sample_ids.as_ref().unwrap()[7], "img-0007");
             assert_eq!(d.meta.source.as_deref(), Some(acts.to_str().unwrap()));
             assert_eq!(d.mean.is_some(), method == "pca");

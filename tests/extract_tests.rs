@@ -106,7 +106,9 @@ impl Fixture {
             .args(extra)
             .env_remove("SLURM_ARRAY_TASK_ID")
             .env_remove("JOB_COMPLETION_INDEX")
-            .env_remove(FAIL_ENV);
+            .env_remove(FAIL_ENV)
+            // The weights' hashes are cached here, not in the user's cache folder.
+            .env("XDG_CACHE_HOME", self.root.join("cache"));
         c
     }
 
@@ -151,18 +153,43 @@ fn extract_then_learn_with_a_corrupt_image_skipped() {
     let f = fixture();
     let out = f.root.join("run/train");
     let text = ok(&f.extract(&out, &["--dtype", "f32"]));
-    assert!(text.contains(&format!("scanned          {N}")), "{text}");
-    assert!(text.contains("image_unreadable 1"), "{text}");
-    assert!(text.contains("gt_filter 1"), "{text}");
-
     let samples = cox_store::read_run_samples(&out).unwrap();
     assert_eq!(samples.len(), N);
-    let bad = &samples[CORRUPT];
+    let kept = samples.iter().filter(|s| s.row.is_some()).count();
+    // The summary says what was extracted, what was skipped and why, and names the unreadable
+    // image.
     assert!(
-        bad.skip.as_deref().unwrap().starts_with("image_unreadable"),
-        "{bad:?}"
+        text.starts_with(&format!(
+            "extracted {kept} of {N} samples (layers 1, norm) into {}",
+            out.display()
+        )),
+        "{text}"
     );
-    assert_eq!(samples[NO_GT].skip.as_deref(), Some("gt_filter"));
+    assert!(text.contains(&format!("scanned          {N}")), "{text}");
+    let line = |name: &str| {
+        text.lines()
+            .find(|l| l.trim_start().starts_with(name))
+            .unwrap_or_else(|| panic!("no {name} line in {text}"))
+            .split_whitespace()
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        line("image_unreadable")[..3],
+        ["image_unreadable", "1", "the"]
+    );
+    assert_eq!(line("gt_filter")[1], "1");
+    assert!(text.contains("the image could not be read"), "{text}");
+    let unreadable = line("unreadable ");
+    assert_eq!(unreadable.len(), 2, "{text}");
+    assert!(
+        unreadable[1].ends_with(&format!("images/{CORRUPT}.png")),
+        "{text}"
+    );
+
+    let bad = &samples[CORRUPT];
+    assert_eq!(bad.skip, Some(cox_store::Skip::ImageUnreadable), "{bad:?}");
+    assert_eq!(samples[NO_GT].skip, Some(cox_store::Skip::GtFilter));
     assert!(samples[0].row == Some(0) && samples[0].generated.is_some());
 
     let run = cox_store::read_run(&out, Some("norm")).unwrap();
@@ -458,11 +485,10 @@ fn batched_vision_tower_gives_the_rows_of_one_image_at_a_time() {
     ok(&run(&three, "3", None));
     assert_same_rows(&one, &three, 1e-5);
     let samples = cox_store::read_run_samples(&three).unwrap();
-    assert!(samples[CORRUPT]
-        .skip
-        .as_deref()
-        .unwrap()
-        .starts_with("image_unreadable"));
+    assert_eq!(
+        samples[CORRUPT].skip,
+        Some(cox_store::Skip::ImageUnreadable)
+    );
     assert!(samples
         .iter()
         .enumerate()
@@ -530,22 +556,7 @@ fn a_damaged_store_is_repaired_by_resuming_to_the_same_bytes() {
 #[test]
 fn image_paths_outside_the_dataset_folder_need_an_explicit_flag() {
     let f = fixture();
-    // A second dataset beside the fixture's: line 1 inside it, line 2 climbing out into the
-    // fixture's images.
-    let data = f.root.join("escaping");
-    std::fs::create_dir_all(data.join("images")).unwrap();
-    std::fs::copy(f.data.join("images/0.png"), data.join("images/0.png")).unwrap();
-    let line = |image: &str, id: &str| {
-        format!(
-            "{{\"image\": \"{image}\", \"captions\": [\"a {} here\"], \"id\": \"{id}\", \"split\": \"train\"}}\n",
-            f.token
-        )
-    };
-    std::fs::write(
-        data.join("captions.jsonl"),
-        line("images/0.png", "in") + &line("../data/images/1.png", "out"),
-    )
-    .unwrap();
+    let data = escaping_dataset(&f);
     let dataset = format!("folder:{}", data.display());
 
     let refused = f.root.join("refused");
@@ -583,4 +594,173 @@ fn image_paths_outside_the_dataset_folder_need_an_explicit_flag() {
         samples[1].image.ends_with("../data/images/1.png") && samples[1].generated.is_some(),
         "{samples:?}"
     );
+}
+
+/// The store names the model by its canonical folder and records the length and SHA-256 of its
+/// weights: the same checkpoint given as `./model` resumes a store started with its absolute
+/// path, and a checkpoint changed in place (same `config.json`, other weights) is refused, both
+/// for resuming a partial store and for extending a complete one, with what to do.
+#[test]
+fn the_same_weights_under_another_path_resume_and_changed_weights_are_refused() {
+    let f = fixture();
+    let full = f.root.join("full");
+    ok(&f.extract(&full, &[]));
+    let m = cox_store::read_manifest(&full).unwrap().unwrap();
+    let canonical = std::fs::canonicalize(&f.model).unwrap();
+    assert_eq!(m.spec.settings["model"], canonical.display().to_string());
+    let weights = f.model.join("model.safetensors");
+    let bytes = std::fs::read(&weights).unwrap();
+    assert_eq!(
+        m.spec.settings["model_weights"],
+        serde_json::json!([{
+            "file": "model.safetensors",
+            "bytes": bytes.len(),
+            "sha256": cox_store::sha256_hex(&bytes),
+        }])
+    );
+    // The hash was cached (by path, length and modification time) for the next extraction.
+    let cache = std::fs::read_to_string(f.root.join("cache/coxlmm/weights-sha256.json")).unwrap();
+    assert!(cache.contains(&cox_store::sha256_hex(&bytes)), "{cache}");
+
+    // Two partial stores (stopped after their first shard), started with the absolute path.
+    let partial = |name: &str| {
+        let dir = f.root.join(name);
+        let o = f
+            .extract_cmd(&dir, &f.token, "1,norm", &[])
+            .env(FAIL_ENV, "1")
+            .output()
+            .unwrap();
+        assert_eq!(
+            o.status.code(),
+            Some(3),
+            "{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        dir
+    };
+    let (relative, kept_partial) = (partial("relative"), partial("kept-partial"));
+    // The same folder as `./model` from its parent.
+    let o = f
+        .extract_cmd(&relative, &f.token, "1,norm", &["--model", "./model"])
+        .current_dir(&f.root)
+        .output()
+        .unwrap();
+    ok(&o);
+    assert_eq!(shard_files(&full), shard_files(&relative));
+
+    // A store written before weights were recorded cannot be checked against them: refused too.
+    let old = f.root.join("old");
+    std::fs::create_dir_all(&old).unwrap();
+    for (name, bytes) in shard_files(&full) {
+        std::fs::write(old.join(name), bytes).unwrap();
+    }
+    let mut manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(full.join("manifest.json")).unwrap()).unwrap();
+    manifest["settings"]
+        .as_object_mut()
+        .unwrap()
+        .remove("model_weights");
+    std::fs::write(
+        old.join("manifest.json"),
+        serde_json::to_vec_pretty(&manifest).unwrap(),
+    )
+    .unwrap();
+    let o = f.extract(&old, &[]);
+    assert!(!o.status.success());
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        e.contains("does not record its model's weights")
+            && e.contains("extract into a new folder"),
+        "{e}"
+    );
+
+    // The checkpoint rewritten in place with other weights under the same config.json.
+    let config = std::fs::read(f.model.join("config.json")).unwrap();
+    write_tiny_llava(&f.model, &TinyConfig::tiny(), 4).unwrap();
+    assert_eq!(std::fs::read(f.model.join("config.json")).unwrap(), config);
+    assert_ne!(std::fs::read(&weights).unwrap(), bytes);
+    for store in [&kept_partial, &full] {
+        let before = shard_files(store);
+        let o = f.extract(store, &[]);
+        assert!(!o.status.success());
+        let e = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            e.contains("other weights")
+                && e.contains("model.safetensors")
+                && e.contains(&cox_store::sha256_hex(&bytes))
+                && e.contains("extract into a new folder")
+                && e.contains("hint: choose another --out"),
+            "{e}"
+        );
+        assert_eq!(
+            shard_files(store),
+            before,
+            "a refused store is left as it was"
+        );
+    }
+}
+
+/// A second dataset beside the fixture's: line 1 inside it, line 2 climbing out (`../`) into the
+/// fixture's images.
+fn escaping_dataset(f: &Fixture) -> PathBuf {
+    let data = f.root.join("escaping");
+    std::fs::create_dir_all(data.join("images")).unwrap();
+    std::fs::copy(f.data.join("images/0.png"), data.join("images/0.png")).unwrap();
+    let line = |image: &str, id: &str| {
+        format!(
+            "{{\"image\": \"{image}\", \"captions\": [\"a {} here\"], \"id\": \"{id}\", \"split\": \"train\"}}\n",
+            f.token
+        )
+    };
+    std::fs::write(
+        data.join("captions.jsonl"),
+        line("images/0.png", "in") + &line("../data/images/1.png", "out"),
+    )
+    .unwrap();
+    data
+}
+
+/// `coxlmm run` takes `--allow-outside-paths` as `extract` does: without it the escaping line is
+/// refused (the hint names the flag) before anything is extracted; with it the training store
+/// holds the outside sample.
+#[test]
+fn run_reads_outside_paths_only_when_allowed() {
+    let f = fixture();
+    let dataset = format!("folder:{}", escaping_dataset(&f).display());
+    let run = |out: &Path, extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_coxlmm"))
+            .arg("run")
+            .arg("--model")
+            .arg(&f.model)
+            .args(["--data", &dataset, "--token", &f.token, "--layer", "1"])
+            .args(["--test-split", "", "--methods", "pca", "--k", "1"])
+            .args(["--max-new-tokens", "12", "--explain", "0", "--out"])
+            .arg(out)
+            .args(extra)
+            .env("XDG_CACHE_HOME", f.root.join("cache"))
+            .output()
+            .unwrap()
+    };
+    let refused = f.root.join("run-refused");
+    let o = run(&refused, &[]);
+    assert!(!o.status.success());
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        e.contains("outside the dataset folder") && e.contains("--allow-outside-paths"),
+        "{e}"
+    );
+    assert!(!refused.join("extract/train/manifest.json").exists());
+
+    // Allowed, extraction reads both lines (whether the random model then generates the token
+    // often enough for K = 1 does not matter here).
+    let allowed = f.root.join("run-allowed");
+    let o = run(&allowed, &["--allow-outside-paths"]);
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(!e.contains("outside the dataset folder"), "{e}");
+    let samples = cox_store::read_run_samples(&allowed.join("extract/train")).unwrap();
+    let ids: Vec<&str> = samples.iter().map(|s| s.id.as_str()).collect();
+    assert_eq!(ids, ["in", "out"]);
+    // The permission is not a run setting: the same run resumes without it being recorded.
+    let settings = std::fs::read_to_string(allowed.join("run.json")).unwrap();
+    assert!(!settings.contains("allow_outside_paths"), "{settings}");
 }

@@ -62,8 +62,12 @@ fn demo_runs_end_to_end_resumes_and_explains() {
     assert!(out.join("data/captions.jsonl").is_file());
     assert!(out.join("data/factors.jsonl").is_file());
     for m in ["snmf", "pca", "kmeans", "simple"] {
-        let d = cox_store::read_dictionary(&out.join(format!("dict/{m}.safetensors"))).unwrap();
+        let d = cox_store::read_dictionary::<coxlmm::learn::FitRecord>(
+            &out.join(format!("dict/{m}.safetensors")),
+        )
+        .unwrap();
         assert_eq!(d.concepts.rows, 6, "{m}");
+        assert_eq!(d.meta.fit.method.name(), m);
         assert!(out.join(format!("ground/{m}.json")).is_file());
     }
     let m = metrics(&out);

@@ -249,11 +249,12 @@ pub fn run(mut a: Args) -> Result<()> {
             let mut obj = BTreeMap::new();
             for m in [Method::SemiNmf, Method::Pca, Method::KMeans] {
                 let side = cox_store::sidecar_path(&RunFolder::new(&dir).dict_file(m));
+                // The sidecar's fit record, typed: a renamed field fails to compile here.
                 let v = side
                     .is_file()
-                    .then(|| read_json(&side).ok())
+                    .then(|| read_json::<coxlmm::learn::DictionaryMeta>(&side).ok())
                     .flatten()
-                    .and_then(|v| v.get("objective").and_then(Value::as_f64));
+                    .and_then(|d| d.fit.report.objective);
                 obj.insert(m.name().to_string(), v);
             }
             r.k_objective.insert(k, obj);
@@ -390,7 +391,7 @@ fn num_layers(model: &str) -> Result<usize> {
     if !cfg.is_file() {
         return Ok(32);
     }
-    let v = read_json(&cfg)?;
+    let v: Value = read_json(&cfg)?;
     v["text_config"]["num_hidden_layers"]
         .as_u64()
         .map(|n| n as usize)
@@ -447,7 +448,7 @@ fn read_metrics(run: &Path) -> Result<Metrics> {
     RunFolder::new(run).read_metrics()
 }
 
-fn read_json(p: &Path) -> Result<Value> {
+fn read_json<T: serde::de::DeserializeOwned>(p: &Path) -> Result<T> {
     let text =
         std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?;
     serde_json::from_str(&text).with_context(|| format!("{} is not JSON", p.display()))
@@ -511,15 +512,10 @@ fn noise_baseline(
     .map(String::from)
     .to_vec();
     let res = coxlmm(cli, &argv);
-    let kept = read_json(&dir.join("extract/train/manifest.json"))
+    let kept = cox_store::read_manifest(&dir.join("extract/train"))
         .ok()
-        .and_then(|m| {
-            m["shards"].as_array().map(|s| {
-                s.iter()
-                    .map(|x| x["rows"].as_u64().unwrap_or(0) as usize)
-                    .sum::<usize>()
-            })
-        });
+        .flatten()
+        .map(|m| m.rows());
     Ok(match res {
         Ok(()) => {
             // Evaluate the noise dictionary's words on the real test split: a Semi-NMF run on

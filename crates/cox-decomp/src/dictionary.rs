@@ -187,7 +187,13 @@ pub(crate) fn inverse_distances(
 }
 
 /// How a fit went: the method's objective, convergence and timings, and method-specific extras.
+///
+/// This is the one record of a fit: a dictionary's sidecar embeds it (its field names are the
+/// sidecar's keys, `docs/formats.md`), and summaries and metrics read it from there. Fields a
+/// method does not produce are left out when serialised, and absent fields read as their
+/// defaults, so sidecars written before a field existed still read.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct FitReport {
     /// The method's own objective at the end: Semi-NMF `½‖X − CD‖²_F + α‖C‖₁`, K-Means the inertia
     /// `Σ_i ‖x_i − c_{label(i)}‖²`, PCA the residual `‖X_c − X_c VᵀV‖²_F` of the centred data;
@@ -207,8 +213,10 @@ pub struct FitReport {
     /// Seconds spent in the fit proper (iterations; the SVD for PCA; everything after init).
     pub fit_seconds: f64,
     /// PCA: the variance explained by each component, `s_k² / (M − 1)`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub explained_variance: Option<Vec<f64>>,
     /// PCA: the fraction of the total variance explained by each component.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub explained_variance_ratio: Option<Vec<f64>>,
     /// Concepts that explain no training sample: Semi-NMF concepts whose activation is zero on every
     /// sample, K-Means clusters left empty at the end.
@@ -217,8 +225,10 @@ pub struct FitReport {
     /// samples (over all Lloyd iterations of the kept run).
     pub resampled: usize,
     /// K-Means: the cluster of each training sample (the concept with the largest activation).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub labels: Option<Vec<u32>>,
     /// Simple: the training samples taken as concepts, in concept order.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub selected_samples: Option<Vec<usize>>,
 }
 

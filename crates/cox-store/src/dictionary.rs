@@ -1,8 +1,9 @@
 //! The concept-dictionary file: concepts, training activations and the fit's metadata.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::Path;
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::matrix::{encode, parse, read_file, serialize, to_f32};
@@ -11,51 +12,37 @@ use crate::{atomic_write, sidecar_path, DiskDtype, Error, Matrix, Result};
 /// The `format` tag of dictionary files.
 pub const DICTIONARY_FORMAT: &str = "coxlmm-dictionary";
 
-/// The JSON sidecar of a dictionary: how it was learnt and what came out.
+/// The JSON sidecar of a dictionary: its shape and where its training data came from (what this
+/// crate needs to read the tensors and check them), and the fit's own record `F`, flattened into
+/// the same JSON object.
+///
+/// The store does not interpret the fit: `F` is the caller's typed record (the command-line tool
+/// stores the decomposition's report, so the method, its settings, objective and timings are
+/// defined once, by the decomposition), and the default, a JSON map, reads any sidecar untyped.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct DictionaryMeta {
+pub struct DictionaryMeta<F = serde_json::Map<String, serde_json::Value>> {
     /// Always `"coxlmm-dictionary"`.
     pub format: String,
     /// Format version (1).
     pub version: u32,
-    /// `snmf`, `pca`, `kmeans` or `simple`.
-    pub method: String,
     /// Number of concepts K.
     pub k: usize,
     /// Feature dimension B.
     pub n_features: usize,
     /// Number of training samples M.
     pub n_samples: usize,
-    /// Sparsity weight λ (Semi-NMF only).
-    pub lambda: Option<f64>,
-    /// Seed of every random choice.
-    pub seed: u64,
-    /// Final objective (Semi-NMF: ½‖X − CD‖² + λ‖C‖₁; K-Means: inertia).
-    pub objective: Option<f64>,
-    /// Objective after each iteration.
-    pub objective_trace: Vec<f64>,
-    /// Iterations run.
-    pub iterations: usize,
-    /// Whether the stopping test was met.
-    pub converged: bool,
-    /// Seconds spent initialising and iterating.
-    pub init_seconds: f64,
-    /// Seconds spent in the iterations.
-    pub fit_seconds: f64,
-    /// Concepts never activated on the training samples.
-    pub dead_concepts: Vec<usize>,
     /// Where the training activations came from.
     pub source: Option<String>,
     /// Training sample ids, in row order of `activations` (when the source had them).
     pub sample_ids: Option<Vec<String>>,
-    /// Method-specific extras (explained variance, …) and provenance (model, layer, token).
-    #[serde(default, flatten)]
-    pub extra: BTreeMap<String, serde_json::Value>,
+    /// How the dictionary was fitted: every other key of the sidecar.
+    #[serde(flatten)]
+    pub fit: F,
 }
 
 /// A dictionary file's content.
 #[derive(Debug, Clone, PartialEq)]
-pub struct DictionaryFile {
+pub struct DictionaryFile<F = serde_json::Map<String, serde_json::Value>> {
     /// Concepts, `K × B`.
     pub concepts: Matrix,
     /// Training activations, `M × K`.
@@ -63,13 +50,13 @@ pub struct DictionaryFile {
     /// Centring vector (`B`, PCA only).
     pub mean: Option<Vec<f32>>,
     /// Metadata.
-    pub meta: DictionaryMeta,
+    pub meta: DictionaryMeta<F>,
 }
 
 /// Writes `<stem>.safetensors` (tensors `concepts` `[K, B]`, `activations` `[M, K]`, optional `mean`
 /// `[B]`, all f32; `__metadata__` `format`) and `<stem>.json` (the [`DictionaryMeta`]).
 /// The tensor file is written first and the sidecar last, each atomically.
-pub fn write_dictionary(tensor_file: &Path, dict: &DictionaryFile) -> Result<()> {
+pub fn write_dictionary<F: Serialize>(tensor_file: &Path, dict: &DictionaryFile<F>) -> Result<()> {
     let m = &dict.meta;
     let bad = |problem: String| Error::BadSidecar {
         path: tensor_file.to_path_buf(),
@@ -106,14 +93,15 @@ pub fn write_dictionary(tensor_file: &Path, dict: &DictionaryFile) -> Result<()>
     atomic_write(&side, &json)
 }
 
-/// Reads a dictionary written by [`write_dictionary`], checking the tensors against the sidecar.
-pub fn read_dictionary(tensor_file: &Path) -> Result<DictionaryFile> {
+/// Reads a dictionary written by [`write_dictionary`], checking the tensors against the sidecar;
+/// the fit's record is read as `F` (a sidecar whose record is not an `F` is an error naming it).
+pub fn read_dictionary<F: DeserializeOwned>(tensor_file: &Path) -> Result<DictionaryFile<F>> {
     let side = sidecar_path(tensor_file);
     let text = std::fs::read_to_string(&side).map_err(|cause| Error::Read {
         path: side.clone(),
         cause,
     })?;
-    let meta: DictionaryMeta = serde_json::from_str(&text).map_err(|e| Error::BadSidecar {
+    let meta: DictionaryMeta<F> = serde_json::from_str(&text).map_err(|e| Error::BadSidecar {
         path: side.clone(),
         problem: format!("not a coxlmm dictionary sidecar: {e}"),
     })?;

@@ -19,6 +19,7 @@ mod fingerprint;
 mod lock;
 mod matrix;
 mod run_store;
+mod skip;
 
 pub use atomic::{atomic_write, sanitized_stem, sidecar_path, tensor_path, unique_file_stem};
 pub use dictionary::{read_dictionary, write_dictionary, DictionaryFile, DictionaryMeta};
@@ -32,3 +33,4 @@ pub use run_store::{
     RunActivations, RunManifest, RunSpec, RunWriter, SampleRecord, ShardEntry, StoreCheck,
     MANIFEST_FILE, RUN_FORMAT, RUN_FORMAT_VERSION,
 };
+pub use skip::Skip;

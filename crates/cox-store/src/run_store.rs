@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 use crate::digest::FileDigest;
 use crate::lock::StoreLock;
 use crate::matrix::{encode, parse, read_file, serialize, to_f32};
-use crate::{atomic_write, DiskDtype, Error, Matrix, Result};
+use crate::{atomic_write, DiskDtype, Error, Matrix, Result, Skip};
 
 /// The manifest's file name inside a store directory.
 pub const MANIFEST_FILE: &str = "manifest.json";
@@ -183,9 +183,9 @@ pub struct SampleRecord {
     /// The row of the store's matrix (for kept samples).
     #[serde(default)]
     pub row: Option<usize>,
-    /// Why the sample was skipped (for skipped samples).
+    /// Why the sample was skipped (for skipped samples), stored by name.
     #[serde(default)]
-    pub skip: Option<String>,
+    pub skip: Option<Skip>,
 }
 
 /// A listed shard that does not verify, and the samples it held.
@@ -1340,7 +1340,7 @@ mod tests {
             token_id: kept.then_some(7),
             position: kept.then_some(10),
             row: None,
-            skip: (!kept).then(|| "token_not_generated".into()),
+            skip: (!kept).then_some(Skip::TokenNotGenerated),
         };
         let v = kept.then(|| vec![vec![o as f32, 0.5, -1.0], vec![2.0 * o as f32, 0.0, 1.0]]);
         (rec, v)

@@ -47,7 +47,7 @@ fn sample(o: usize) -> (SampleRecord, Option<Vec<Vec<f32>>>) {
         token_id: kept.then_some(7),
         position: kept.then_some(10),
         row: None,
-        skip: (!kept).then(|| "token_not_generated".into()),
+        skip: (!kept).then_some(cox_store::Skip::TokenNotGenerated),
     };
     let v = kept.then(|| {
         vec![
@@ -569,7 +569,7 @@ fn a_re_created_shard_that_differs_is_refused_without_writing() {
     assert_eq!(w.todo(), vec![2..4]);
     // Sample 2 was kept; now it is skipped, so shard 2 would start one row earlier.
     let (mut r, _) = sample(2);
-    r.skip = Some("token_not_generated".into());
+    r.skip = Some(cox_store::Skip::TokenNotGenerated);
     w.push(r, None).unwrap();
     let (r, v) = sample(3);
     let e = w.push(r, v).unwrap_err().to_string();

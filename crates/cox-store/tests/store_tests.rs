@@ -1,7 +1,6 @@
 //! cox-store against files written by Python's `safetensors` (tests/fixtures/store, made by
 //! make_fixtures.py), round trips, and the errors users see for bad files.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use cox_store::{
@@ -54,7 +53,7 @@ fn round_trips_activations_and_dictionaries() {
     let dict = sample_dictionary();
     let p = dir.path().join("dict.safetensors");
     write_dictionary(&p, &dict).unwrap();
-    assert_eq!(read_dictionary(&p).unwrap(), dict);
+    assert_eq!(read_dictionary::<serde_json::Map<_, _>>(&p).unwrap(), dict);
     // No temporary files are left behind.
     let leftovers: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()
@@ -72,27 +71,75 @@ fn sample_dictionary() -> DictionaryFile {
         meta: DictionaryMeta {
             format: "coxlmm-dictionary".into(),
             version: 1,
-            method: "pca".into(),
             k: 2,
             n_features: 4,
             n_samples: 3,
-            lambda: None,
+            source: Some("acts.safetensors".into()),
+            sample_ids: Some(vec!["a".into(), "b".into(), "c".into()]),
+            // Read untyped, the fit's record is every other key of the sidecar.
+            fit: serde_json::json!({
+                "method": "pca",
+                "seed": 7,
+                "objective": 1.5,
+                "objective_trace": [3.0, 1.5],
+                "explained_variance": [0.7, 0.2],
+            })
+            .as_object()
+            .unwrap()
+            .clone(),
+        },
+    }
+}
+
+/// A caller's typed record of the fit, as the command-line tool keeps one.
+#[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+struct Fit {
+    method: String,
+    seed: u64,
+    objective: Option<f64>,
+    objective_trace: Vec<f64>,
+    explained_variance: Vec<f64>,
+}
+
+/// The sidecar holds the store's keys and the fit's record in one JSON object: a typed record
+/// reads back what the untyped one wrote, and a record of the wrong type is an error naming the
+/// sidecar.
+#[test]
+fn dictionary_fit_records_are_flattened_into_the_sidecar() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("d.safetensors");
+    write_dictionary(&p, &sample_dictionary()).unwrap();
+    let side: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(sidecar_path(&p)).unwrap()).unwrap();
+    assert_eq!(
+        (&side["k"], &side["method"], &side["seed"]),
+        (&2.into(), &"pca".into(), &7.into())
+    );
+    let typed = read_dictionary::<Fit>(&p).unwrap();
+    assert_eq!(
+        typed.meta.fit,
+        Fit {
+            method: "pca".into(),
             seed: 7,
             objective: Some(1.5),
             objective_trace: vec![3.0, 1.5],
-            iterations: 2,
-            converged: true,
-            init_seconds: 0.01,
-            fit_seconds: 0.02,
-            dead_concepts: vec![],
-            source: Some("acts.safetensors".into()),
-            sample_ids: Some(vec!["a".into(), "b".into(), "c".into()]),
-            extra: BTreeMap::from([(
-                "explained_variance".to_string(),
-                serde_json::json!([0.7, 0.2]),
-            )]),
-        },
+            explained_variance: vec![0.7, 0.2],
+        }
+    );
+    // Written from the typed record, the sidecar holds the same keys and values.
+    let q = dir.path().join("e.safetensors");
+    write_dictionary(&q, &typed).unwrap();
+    let json = |p: &Path| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(sidecar_path(p)).unwrap()).unwrap()
+    };
+    assert_eq!(json(&p), json(&q));
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Other {
+        iterations: usize,
     }
+    let e = read_dictionary::<Other>(&p).unwrap_err().to_string();
+    assert!(e.contains("d.json") && e.contains("iterations"), "{e}");
 }
 
 #[test]
@@ -147,7 +194,7 @@ fn bad_files_get_clear_errors() {
         .unwrap()
         .replace("\"n_samples\": 3", "\"n_samples\": 4");
     std::fs::write(&side, text).unwrap();
-    let e = read_dictionary(&p).unwrap_err();
+    let e = read_dictionary::<serde_json::Map<_, _>>(&p).unwrap_err();
     assert!(
         e.to_string().contains("activations") && e.to_string().contains("[4, 2]"),
         "{e}"
@@ -155,7 +202,7 @@ fn bad_files_get_clear_errors() {
     // A sidecar that is not a dictionary's.
     std::fs::write(&side, "{\"token\": \"dog\"}").unwrap();
     assert!(matches!(
-        read_dictionary(&p).unwrap_err(),
+        read_dictionary::<serde_json::Map<_, _>>(&p).unwrap_err(),
         Error::BadSidecar { .. }
     ));
     // Writing a dictionary whose metadata disagrees with the matrices is refused.
@@ -178,4 +225,63 @@ fn path_conventions() {
         sidecar_path(Path::new("out/dict.safetensors")),
         PathBuf::from("out/dict.json")
     );
+}
+
+fn sample_lines(file: &str) -> (String, Vec<cox_store::SampleRecord>) {
+    let text = std::fs::read_to_string(fixture(file)).unwrap();
+    let records = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    (text, records)
+}
+
+/// Skip reasons are a closed set stored by name: the golden sample lines (every reason) read
+/// back to the typed reasons and are written again byte for byte.
+#[test]
+fn skip_reasons_are_stored_by_name() {
+    use cox_store::Skip;
+    let (text, records) = sample_lines("samples_v2.jsonl");
+    let reasons: Vec<Option<Skip>> = records.iter().map(|r| r.skip).collect();
+    assert_eq!(
+        reasons,
+        [
+            None,
+            Some(Skip::ImageUnreadable),
+            Some(Skip::GtFilter),
+            Some(Skip::TokenNotGenerated),
+            Some(Skip::PositionNotCaptured),
+        ]
+    );
+    let written: String = records
+        .iter()
+        .map(|r| serde_json::to_string(r).unwrap() + "\n")
+        .collect();
+    assert_eq!(written, text);
+    for s in Skip::ALL {
+        assert_eq!(Skip::from_stored(s.name()), Some(s));
+        assert_eq!(serde_json::to_value(s).unwrap(), s.name());
+    }
+}
+
+/// Stores written before reasons were stored by name alone (`"image_unreadable: <error>"`)
+/// are still read; an unknown reason is an error naming it.
+#[test]
+fn old_skip_strings_are_read_and_unknown_ones_refused() {
+    use cox_store::Skip;
+    let (_, records) = sample_lines("samples_old.jsonl");
+    assert_eq!(records[1].skip, Some(Skip::ImageUnreadable));
+    assert_eq!(records[2].skip, Some(Skip::GtFilter));
+    // Written again, an old record takes the current form.
+    assert_eq!(
+        serde_json::to_value(&records[1]).unwrap()["skip"],
+        "image_unreadable"
+    );
+    for bad in ["\"gt_filter: x\"", "\"other\"", "3"] {
+        let e = serde_json::from_str::<Skip>(bad).unwrap_err().to_string();
+        assert!(
+            e.contains("skip reason") || e.contains("expected a string"),
+            "{bad}: {e}"
+        );
+    }
 }

@@ -15,6 +15,15 @@ pub enum Error {
         /// `key: old in the run, new now`, joined by "; ".
         differences: String,
     },
+    /// An activation store was extracted with other model weights than the model given now, or
+    /// does not record its model's weights.
+    #[error("{store} cannot be extended with the model {model}: {why}; extract into a new folder")]
+    OtherWeights {
+        store: PathBuf,
+        model: String,
+        /// What differs, and how the store could still be resumed.
+        why: String,
+    },
     /// `run.json` is missing or belongs to something else.
     #[error("{folder}: not a coxlmm run folder ({why})")]
     NotARunFolder { folder: PathBuf, why: String },

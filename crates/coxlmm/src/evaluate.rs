@@ -10,7 +10,7 @@ use cox_decomp::Method;
 use cox_ground_visual::most_activating;
 use cox_metrics::{MeanStd, Reconstruct};
 use cox_snmf::{Par, SamplesRef};
-use cox_store::{DictionaryFile, SampleRecord};
+use cox_store::SampleRecord;
 
 use crate::run_folder::concept_dictionary;
 use crate::scores::{BertRunner, ClipRunner};
@@ -19,7 +19,7 @@ use crate::{Grounding, MethodMetrics, Metrics, RunFolder, RunSettings, SplitData
 /// One method's dictionary and grounding.
 pub struct MethodData {
     pub method: Method,
-    pub dictionary: DictionaryFile,
+    pub dictionary: crate::learn::Dictionary,
     pub grounding: Grounding,
 }
 
@@ -69,7 +69,7 @@ impl RunData {
 
 /// The Noise-Imgs baseline's dictionary: Semi-NMF learnt on noise images, with its words.
 pub struct NoiseDictionary {
-    pub dictionary: DictionaryFile,
+    pub dictionary: crate::learn::Dictionary,
     pub grounding: Grounding,
 }
 
@@ -174,7 +174,7 @@ pub fn evaluate(
             dead_concepts: sp.dead.clone(),
             relative_error: rec.relative_error,
             explained_variance: rec.explained_variance,
-            fit_seconds: Some(d.meta.fit_seconds + d.meta.init_seconds),
+            fit_seconds: Some(d.meta.fit.report.fit_seconds + d.meta.fit.report.init_seconds),
             ..MethodMetrics::new(m, k)
         };
         if let Some(f) = &factors {

@@ -24,64 +24,15 @@ use crate::{Error, Model};
 /// The LLaVA instruction of the reference (`docs/method.md` §2).
 pub const DEFAULT_PROMPT: &str = "\nProvide a one-sentence caption for the provided image.";
 
-/// Why a sample of a store contributes no vector. Stored by name in the store's sample records.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Skip {
-    /// The ground-truth filter rejected the reference captions (the model did not run).
-    GtFilter,
-    /// The image could not be read or decoded (the error is logged, not stored).
-    ImageUnreadable,
-    /// The selection rule's position has no state.
-    PositionNotCaptured,
-    /// No generated token stands for the token of interest.
-    TokenNotGenerated,
-}
+/// Why a sample of a store contributes no vector: the store's typed reason, stored by name.
+pub use cox_store::Skip;
 
-impl Skip {
-    pub const ALL: [Skip; 4] = [
-        Skip::GtFilter,
-        Skip::ImageUnreadable,
-        Skip::PositionNotCaptured,
-        Skip::TokenNotGenerated,
-    ];
-
-    /// The name in the store (`docs/formats.md`).
-    pub fn name(self) -> &'static str {
-        match self {
-            Skip::GtFilter => "gt_filter",
-            Skip::ImageUnreadable => "image_unreadable",
-            Skip::PositionNotCaptured => "position_not_captured",
-            Skip::TokenNotGenerated => "token_not_generated",
-        }
-    }
-
-    /// The reason a store's record names. Stores written before the reason was stored by name
-    /// alone carry `image_unreadable: <error>`, which is read as [`Skip::ImageUnreadable`].
-    pub fn from_record(stored: &str) -> Option<Skip> {
-        Skip::ALL
-            .into_iter()
-            .find(|s| stored == s.name())
-            .or_else(|| {
-                stored
-                    .starts_with("image_unreadable: ")
-                    .then_some(Skip::ImageUnreadable)
-            })
-    }
-}
-
-impl From<SkipReason> for Skip {
-    fn from(r: SkipReason) -> Self {
-        match r {
-            SkipReason::GtFilter => Skip::GtFilter,
-            SkipReason::TokenNotGenerated => Skip::TokenNotGenerated,
-            SkipReason::PositionNotCaptured => Skip::PositionNotCaptured,
-        }
-    }
-}
-
-impl fmt::Display for Skip {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
+/// The store's reason for a selection that kept nothing.
+fn skip_of(r: SkipReason) -> Skip {
+    match r {
+        SkipReason::GtFilter => Skip::GtFilter,
+        SkipReason::TokenNotGenerated => Skip::TokenNotGenerated,
+        SkipReason::PositionNotCaptured => Skip::PositionNotCaptured,
     }
 }
 
@@ -202,15 +153,28 @@ pub struct ExtractSummary {
     pub hidden_size: usize,
     pub dtype: DiskDtype,
     pub skipped: BTreeMap<Skip, usize>,
+    /// The image paths of the samples skipped as [`Skip::ImageUnreadable`], in sample order.
+    pub unreadable: Vec<String>,
     pub shards: usize,
+}
+
+impl ExtractSummary {
+    /// Unreadable images named in the summary; the store's sample lines list them all.
+    pub const UNREADABLE_SHOWN: usize = 10;
 }
 
 impl fmt::Display for ExtractSummary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let layers = if self.layers.len() == 1 {
+            format!("layer {}", self.layers[0])
+        } else {
+            format!("layers {}", self.layers.join(", "))
+        };
         writeln!(
             f,
-            "extracted {} into {}",
-            self.layers.join(", "),
+            "extracted {} of {} samples ({layers}) into {}",
+            self.rows,
+            self.scanned,
             self.store.display()
         )?;
         writeln!(f, "  scanned          {}", self.scanned)?;
@@ -223,18 +187,29 @@ impl fmt::Display for ExtractSummary {
         writeln!(f, "  token generated  {}", self.generated)?;
         writeln!(
             f,
-            "  kept             {} rows × {} ({})",
+            "  kept             {} rows × {} ({}) per layer",
             self.rows, self.hidden_size, self.dtype
         )?;
-        if self.skipped.is_empty() {
+        let total: usize = self.skipped.values().sum();
+        if total == 0 {
             writeln!(f, "  skipped          none")?;
         } else {
-            let list: Vec<String> = self
-                .skipped
-                .iter()
-                .map(|(k, v)| format!("{k} {v}"))
-                .collect();
-            writeln!(f, "  skipped          {}", list.join(", "))?;
+            writeln!(f, "  skipped          {total}")?;
+            for (reason, n) in &self.skipped {
+                writeln!(f, "    {:<22}{n:>6}  {}", reason.name(), reason.describe())?;
+            }
+        }
+        if !self.unreadable.is_empty() {
+            let shown = &self.unreadable[..self.unreadable.len().min(Self::UNREADABLE_SHOWN)];
+            writeln!(f, "  unreadable       {}", shown.join(", "))?;
+            let more = self.unreadable.len() - shown.len();
+            if more > 0 {
+                writeln!(
+                    f,
+                    "                   and {more} more (every sample line with \"skip\": \
+                     \"image_unreadable\" in the store's shard-*.jsonl files)"
+                )?;
+            }
         }
         write!(f, "  shards           {}", self.shards)
     }
@@ -290,9 +265,11 @@ pub fn extract(model: &Model, p: &ExtractParams, out: &Path) -> Result<ExtractOu
         .with_context(|| format!("token of interest {:?}", p.token))?;
     let layer_names: Vec<String> = p.layers.iter().map(|&l| layer_name(l)).collect();
     let split_names: Vec<&str> = p.splits.iter().map(|s| s.as_str()).collect();
+    let (model_key, weights) = model_identity(model)?;
     let mut settings = json!({
-        "model": model.id(),
+        "model": model_key,
         "model_config_sha256": config_sha,
+        "model_weights": weights,
         "model_dtype": model.options().dtype.name(),
         "token": p.token,
         "position": position_name(p.position),
@@ -320,6 +297,7 @@ pub fn extract(model: &Model, p: &ExtractParams, out: &Path) -> Result<ExtractOu
         ordinal_start: range.start,
         total_samples: range.len(),
     };
+    check_same_weights(out, model, &spec)?;
     let mut writer = RunWriter::open(out, spec)?;
     // Damaged shards (truncated, deleted, altered) are re-created first: the writer knows which
     // samples they held and asks for exactly those, then for the samples never written.
@@ -438,11 +416,11 @@ pub fn extract(model: &Model, p: &ExtractParams, out: &Path) -> Result<ExtractOu
                             kept_now += 1;
                             None
                         }
-                        (None, reason) => Some(reason.map_or(Skip::TokenNotGenerated, Skip::from)),
+                        (None, reason) => Some(reason.map_or(Skip::TokenNotGenerated, skip_of)),
                     }
                 }
             };
-            rec.skip = skip.map(|s| s.name().to_string());
+            rec.skip = skip;
             let t = Instant::now();
             writer.push(rec, vectors)?;
             tm.store_s += secs(t.elapsed());
@@ -478,6 +456,108 @@ pub fn extract(model: &Model, p: &ExtractParams, out: &Path) -> Result<ExtractOu
     })
 }
 
+/// The file, under the user's cache folder, that caches the SHA-256 of weight files by path,
+/// length and modification time, so that a multi-gigabyte checkpoint is hashed once, not at
+/// every extraction.
+const WEIGHTS_CACHE: &str = "coxlmm/weights-sha256.json";
+
+/// `$XDG_CACHE_HOME/coxlmm/…`, else `$HOME/.cache/coxlmm/…`; `None` (no cache) when neither is
+/// set.
+fn weights_cache() -> Option<PathBuf> {
+    let var = |k: &str| {
+        std::env::var_os(k)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    var("XDG_CACHE_HOME")
+        .or_else(|| var("HOME").map(|h| h.join(".cache")))
+        .map(|d| d.join(WEIGHTS_CACHE))
+}
+
+/// How a store's settings name the model: its directory made canonical (so `./model`, an
+/// absolute path and a link to it are one model) or, for a hub id, the id; and each weight file
+/// (`model.safetensors` or the shards its index lists) with its length and SHA-256, so that a
+/// checkpoint changed in place is not mistaken for the one a store was started with.
+pub fn model_identity(model: &Model) -> Result<(String, serde_json::Value)> {
+    let given = Path::new(model.id());
+    let key = if given.is_dir() {
+        std::fs::canonicalize(given)
+            .with_context(|| format!("cannot resolve the model folder {}", given.display()))?
+            .display()
+            .to_string()
+    } else {
+        model.id().to_string()
+    };
+    let files = cox_model::Checkpoint::find_files(model.dir())?;
+    let prints = cox_store::fingerprint_files(&files, weights_cache().as_deref())?;
+    let weights = files
+        .iter()
+        .zip(prints)
+        .map(|(f, p)| {
+            // Named relative to the checkpoint (a hub snapshot links its files to blobs).
+            let name = f.strip_prefix(model.dir()).unwrap_or(f);
+            json!({"file": name.display().to_string(), "bytes": p.bytes, "sha256": p.sha256})
+        })
+        .collect();
+    Ok((key, serde_json::Value::Array(weights)))
+}
+
+/// Refuses to extend the store at `out` with weights other than those it was extracted with
+/// (the store's settings would refuse it too, but without saying what to do about it).
+fn check_same_weights(out: &Path, model: &Model, spec: &RunSpec) -> Result<()> {
+    // An unreadable manifest is for the store writer to report.
+    let Ok(Some(m)) = cox_store::read_manifest(out) else {
+        return Ok(());
+    };
+    let now = &spec.settings["model_weights"];
+    let why = match m.spec.settings.get("model_weights") {
+        Some(old) if old == now => return Ok(()),
+        Some(old) => {
+            let files = |v: &serde_json::Value| -> BTreeMap<String, String> {
+                v.as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|f| {
+                        let s = |k: &str| f[k].as_str().map_or(f[k].to_string(), str::to_string);
+                        (
+                            s("file"),
+                            format!("{} bytes, sha256 {}", f["bytes"], s("sha256")),
+                        )
+                    })
+                    .collect()
+            };
+            let (old, new) = (files(old), files(now));
+            let names: std::collections::BTreeSet<&String> = old.keys().chain(new.keys()).collect();
+            let diffs: Vec<String> = names
+                .into_iter()
+                .filter(|n| old.get(*n) != new.get(*n))
+                .map(|n| {
+                    let show = |v: Option<&String>| v.map_or("absent", String::as_str).to_string();
+                    format!(
+                        "{n}: {} in the store, {} now",
+                        show(old.get(n)),
+                        show(new.get(n))
+                    )
+                })
+                .collect();
+            format!(
+                "its rows were extracted with other weights ({}), so the checkpoint changed since \
+                 the store was started (restoring that checkpoint would let it resume)",
+                diffs.join("; ")
+            )
+        }
+        None => "the store does not record its model's weights (an older coxlmm wrote it), so its \
+                 rows cannot be checked against these weights"
+            .to_string(),
+    };
+    Err(Error::OtherWeights {
+        store: out.to_path_buf(),
+        model: model.id().to_string(),
+        why,
+    }
+    .into())
+}
+
 fn progress_bar(total: u64, done: u64) -> indicatif::ProgressBar {
     let bar = if std::io::stderr().is_terminal() {
         indicatif::ProgressBar::new(total)
@@ -499,18 +579,14 @@ fn progress_bar(total: u64, done: u64) -> indicatif::ProgressBar {
 pub fn summarise(store: &Path, m: &RunManifest) -> Result<ExtractSummary> {
     let samples = read_run_samples(store)?;
     let mut skipped: BTreeMap<Skip, usize> = BTreeMap::new();
-    for s in &samples {
-        if let Some(r) = &s.skip {
-            let reason = Skip::from_record(r).with_context(|| {
-                format!(
-                    "{}: sample {:?} has an unknown skip reason {r:?}",
-                    store.display(),
-                    s.id
-                )
-            })?;
-            *skipped.entry(reason).or_default() += 1;
-        }
+    for r in samples.iter().filter_map(|s| s.skip) {
+        *skipped.entry(r).or_default() += 1;
     }
+    let unreadable = samples
+        .iter()
+        .filter(|s| s.skip == Some(Skip::ImageUnreadable))
+        .map(|s| s.image.clone())
+        .collect();
     let scanned = samples.len();
     let gt_filtered = skipped.get(&Skip::GtFilter).copied().unwrap_or(0);
     let generated = samples.iter().filter(|s| s.token_index.is_some()).count()
@@ -528,6 +604,7 @@ pub fn summarise(store: &Path, m: &RunManifest) -> Result<ExtractSummary> {
         hidden_size: m.spec.hidden_size,
         dtype: m.spec.dtype,
         skipped,
+        unreadable,
         shards: m.shards.len(),
     })
 }
@@ -536,16 +613,53 @@ pub fn summarise(store: &Path, m: &RunManifest) -> Result<ExtractSummary> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn skip_names_round_trip_and_old_records_are_read() {
-        for s in Skip::ALL {
-            assert_eq!(Skip::from_record(s.name()), Some(s));
+    fn summary(unreadable: usize) -> ExtractSummary {
+        ExtractSummary {
+            store: PathBuf::from("out"),
+            layers: vec!["31".into()],
+            scanned: 20,
+            gt_filtered: 2,
+            generated: 5,
+            rows: 5,
+            hidden_size: 8,
+            dtype: DiskDtype::F16,
+            skipped: BTreeMap::from([
+                (Skip::GtFilter, 2),
+                (Skip::ImageUnreadable, unreadable),
+                (Skip::TokenNotGenerated, 13 - unreadable),
+            ]),
+            unreadable: (0..unreadable).map(|i| format!("img/{i}.png")).collect(),
+            shards: 1,
         }
-        assert_eq!(
-            Skip::from_record("image_unreadable: cannot decode x.png"),
-            Some(Skip::ImageUnreadable)
+    }
+
+    /// The summary says what was extracted, each skip reason with its count and meaning, and
+    /// names the unreadable images, at most ten of them.
+    #[test]
+    fn summary_names_reasons_and_caps_the_unreadable_list() {
+        let text = summary(12).to_string();
+        assert!(
+            text.starts_with("extracted 5 of 20 samples (layer 31) into out\n"),
+            "{text}"
         );
-        assert_eq!(Skip::from_record("gt_filter: x"), None);
-        assert_eq!(Skip::from_record("other"), None);
+        assert!(text.contains("  skipped          15\n"), "{text}");
+        assert!(
+            text.contains(&format!(
+                "    image_unreadable          12  {}\n",
+                Skip::ImageUnreadable.describe()
+            )),
+            "{text}"
+        );
+        let names: Vec<String> = (0..10).map(|i| format!("img/{i}.png")).collect();
+        assert!(
+            text.contains(&format!("  unreadable       {}\n", names.join(", "))),
+            "{text}"
+        );
+        assert!(text.contains("and 2 more"), "{text}");
+        assert!(!text.contains("img/10.png"), "{text}");
+
+        let text = summary(1).to_string();
+        assert!(text.contains("  unreadable       img/0.png\n"), "{text}");
+        assert!(!text.contains("more"), "{text}");
     }
 }

@@ -6,7 +6,6 @@ use cox_decomp::Method;
 use cox_ground_text::{
     ground_concepts, rnd_words, GroundingParams, LmHeadRef, RndWordsParams, Vocabulary,
 };
-use cox_store::DictionaryFile;
 
 use crate::{Grounding, Model};
 
@@ -49,7 +48,7 @@ pub fn ground(
     model: &Model,
     head: &LmHead,
     method: Method,
-    dict: &DictionaryFile,
+    dict: &crate::learn::Dictionary,
     p: &GroundParams,
 ) -> Result<Grounding> {
     let head = head.view()?;

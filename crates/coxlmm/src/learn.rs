@@ -1,6 +1,5 @@
 //! The learning step: an activation matrix → a concept dictionary (`docs/method.md` §3).
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -10,8 +9,9 @@ use anyhow::{bail, Context, Result};
 use cox_decomp::{DecompParams, FitReport, Method};
 use cox_snmf::synthetic::{token_like, TokenLike};
 use cox_snmf::{Par, SamplesRef};
-use cox_store::{read_activations, DictionaryFile, DictionaryMeta, Matrix};
+use cox_store::{read_activations, Matrix};
 use indicatif::{ProgressBar, ProgressStyle};
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::Error;
@@ -114,6 +114,38 @@ impl Activations {
     }
 }
 
+/// A dictionary sidecar's record of its fit (`docs/formats.md`): the method and the settings it
+/// was fitted with, the decomposition's own [`FitReport`] (objective and its trace, iterations,
+/// timings, dead concepts, method-specific results) embedded as it is, and where the dictionary
+/// came from. The fit is defined once, by the decomposition: the summary [`learn`] prints, the
+/// evaluation's fit time (`metrics.json`) and the report all read it from this record.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FitRecord {
+    pub method: Method,
+    /// Semi-NMF's λ (the library's α); `None` for the other methods.
+    pub lambda: Option<f64>,
+    /// Seed of every random choice.
+    pub seed: u64,
+    /// How the fit went.
+    #[serde(flatten)]
+    pub report: FitReport,
+    /// Share of exactly zero training activations.
+    #[serde(default)]
+    pub activation_zero_fraction: f64,
+    /// The coxlmm version that learnt the dictionary.
+    #[serde(default)]
+    pub coxlmm_version: String,
+    /// The extraction settings of the activation store it was learnt from (when it was one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provenance: Option<Value>,
+}
+
+/// A dictionary file with its fit's typed record.
+pub type Dictionary = cox_store::DictionaryFile<FitRecord>;
+
+/// A dictionary sidecar with its fit's typed record.
+pub type DictionaryMeta = cox_store::DictionaryMeta<FitRecord>;
+
 /// How to learn.
 #[derive(Clone, Debug)]
 pub struct LearnParams {
@@ -126,14 +158,18 @@ pub struct LearnParams {
     pub max_iter: Option<usize>,
 }
 
-/// A learnt dictionary file with the fit's summary.
+/// A learnt dictionary file (its sidecar holds the fit's record) and the fit's wall time.
 pub struct Learnt {
-    pub file: DictionaryFile,
-    pub report: FitReport,
+    pub file: Dictionary,
     /// Wall time of the fit.
     pub wall_seconds: f64,
-    /// Share of exactly zero activations.
-    pub zero_fraction: f64,
+}
+
+impl Learnt {
+    /// How the fit went (the record the sidecar holds).
+    pub fn report(&self) -> &FitReport {
+        &self.file.meta.fit.report
+    }
 }
 
 /// Fits `params` on `acts`, showing an iterative fit's progress: a bar on a terminal (hidden
@@ -184,53 +220,31 @@ pub fn learn_observed(
     let zeros = out.activations.iter().filter(|&&v| v == 0.0).count() as f64
         / out.activations.len().max(1) as f64;
 
-    let mut extra = BTreeMap::new();
-    if let Some(p) = &acts.provenance {
-        extra.insert("provenance".to_string(), p.clone());
-    }
-    if let Some(v) = &r.explained_variance_ratio {
-        extra.insert("explained_variance_ratio".to_string(), json!(v));
-    }
-    if let Some(v) = &r.selected_samples {
-        extra.insert("selected_samples".to_string(), json!(v));
-    }
-    extra.insert("activation_zero_fraction".to_string(), json!(zeros));
-    extra.insert(
-        "coxlmm_version".to_string(),
-        json!(env!("CARGO_PKG_VERSION")),
-    );
     let dict = out.dictionary;
-    let file = DictionaryFile {
+    let file = Dictionary {
         concepts: Matrix::new(dict.concepts, dict.k, dict.n_features).context("concept shape")?,
         activations: Matrix::new(out.activations, m, dict.k).context("activation shape")?,
         mean: dict.mean,
         meta: DictionaryMeta {
             format: "coxlmm-dictionary".into(),
             version: 1,
-            method: params.method.to_string(),
             k: dict.k,
             n_features: b,
             n_samples: m,
-            lambda: dict.alpha,
-            seed: params.seed,
-            objective: r.objective,
-            objective_trace: r.objective_trace.clone(),
-            iterations: r.iterations,
-            converged: r.converged,
-            init_seconds: r.init_seconds,
-            fit_seconds: r.fit_seconds,
-            dead_concepts: r.dead_concepts.clone(),
             source: Some(acts.source.clone()),
             sample_ids: acts.sample_ids.clone(),
-            extra,
+            fit: FitRecord {
+                method: params.method,
+                lambda: dict.alpha,
+                seed: params.seed,
+                report: r,
+                activation_zero_fraction: zeros,
+                coxlmm_version: env!("CARGO_PKG_VERSION").to_string(),
+                provenance: acts.provenance.clone(),
+            },
         },
     };
-    Ok(Learnt {
-        file,
-        report: r,
-        wall_seconds,
-        zero_fraction: zeros,
-    })
+    Ok(Learnt { file, wall_seconds })
 }
 
 /// Shows the progress of a fit: an indicatif bar (iteration of the limit, objective, relative
@@ -348,11 +362,11 @@ pub fn write(name: &Path, l: &Learnt) -> Result<PathBuf> {
 
 impl fmt::Display for Learnt {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (r, meta) = (&self.report, &self.file.meta);
+        let (r, meta) = (self.report(), &self.file.meta);
         writeln!(
             f,
             "learnt {} concepts with {} from {} samples × {} features",
-            meta.k, meta.method, meta.n_samples, meta.n_features
+            meta.k, meta.fit.method, meta.n_samples, meta.n_features
         )?;
         if let Some(obj) = r.objective {
             writeln!(f, "  objective    {obj:.6}")?;
@@ -375,7 +389,7 @@ impl fmt::Display for Learnt {
         writeln!(
             f,
             "  sparsity     {:.1}% of activations are zero",
-            100.0 * self.zero_fraction
+            100.0 * meta.fit.activation_zero_fraction
         )?;
         if r.dead_concepts.is_empty() {
             write!(f, "  dead         none")
@@ -433,8 +447,8 @@ mod tests {
                 bits(&plain.dictionary.concepts)
             );
             assert_eq!(bits(&l.file.activations.data), bits(&plain.activations));
-            assert_eq!(l.report.objective_trace, plain.report.objective_trace);
-            assert_eq!(l.report.iterations, plain.report.iterations);
+            assert_eq!(l.report().objective_trace, plain.report.objective_trace);
+            assert_eq!(l.report().iterations, plain.report.iterations);
         }
         assert!(!seen.is_empty());
         assert_eq!(seen, plain.report.objective_trace);

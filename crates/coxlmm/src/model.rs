@@ -169,6 +169,11 @@ impl Model {
         self.llava.model.config().text_config.hidden_size
     }
 
+    /// The checkpoint directory the model was read from (a hub id resolved to its snapshot).
+    pub fn dir(&self) -> &std::path::Path {
+        &self.llava.dir
+    }
+
     /// The checkpoint's `config.json` bytes (their hash identifies the model in stores).
     pub fn config_bytes(&self) -> Result<Vec<u8>> {
         let path = self.llava.dir.join("config.json");

@@ -55,6 +55,7 @@ pub fn run(s: &RunSettings, folder: &RunFolder, model: &Model) -> Result<RunOutc
         );
         p.limit = s.limit;
         p.max_new_tokens = s.max_new_tokens;
+        p.load.allow_outside_paths = s.allow_outside_paths;
         let outcome = extract(model, &p, &folder.store(&split))
             .with_context(|| format!("extracting the {split} split"))?;
         extracted.push(outcome.summary);

@@ -337,7 +337,7 @@ pub fn write(
             token: Some(s.token.clone()),
             method: Some(primary.label().to_string()),
             k: Some(k),
-            lambda: d.meta.lambda,
+            lambda: d.meta.fit.lambda,
             seed: Some(s.seed),
             train_samples: Some(train.m),
             test_samples: Some(metrics.test_samples),
@@ -361,8 +361,8 @@ pub fn write(
                 ("CLIPScore".into(), metrics.clipscore_model.clone()),
                 (
                     "objective".into(),
-                    d.meta.objective.map_or("-".into(), |o| {
-                        format!("{o:.4} after {} iterations", d.meta.iterations)
+                    d.meta.fit.report.objective.map_or("-".into(), |o| {
+                        format!("{o:.4} after {} iterations", d.meta.fit.report.iterations)
                     }),
                 ),
             ],
@@ -370,7 +370,7 @@ pub fn write(
         tables,
         concepts,
         plots: Plots {
-            objective_trace: d.meta.objective_trace.clone(),
+            objective_trace: d.meta.fit.report.objective_trace.clone(),
             recon_error_vs_k: Vec::new(),
             coactivation: Some(coactivation(acts, train.m, k)),
         },

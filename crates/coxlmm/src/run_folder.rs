@@ -25,11 +25,12 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use cox_decomp::{ConceptDictionary, Method};
 use cox_ground_text::ConceptWords;
-use cox_store::{DictionaryFile, SampleRecord};
+use cox_store::SampleRecord;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::explain::Explanation;
+use crate::learn::Dictionary;
 use crate::{Error, Metrics, RunSettings};
 
 const RUN_FORMAT: &str = "coxlmm-run";
@@ -141,6 +142,9 @@ impl RunFolder {
             .into_iter()
             .flatten()
             .filter(|(k, v)| a.get(k.as_str()) != Some(*v))
+            // The same checkpoint directory named another way (`./model`, an absolute path, a
+            // link to it) is the same model.
+            .filter(|(k, v)| !(k.as_str() == "model" && same_dir(a.get("model"), v)))
             .map(|(k, v)| {
                 format!(
                     "{k}: {} in the run, {} now",
@@ -216,10 +220,10 @@ impl RunFolder {
     /// Whether the method's dictionary is written and readable.
     pub fn has_dictionary(&self, method: Method) -> bool {
         let path = self.dict_file(method);
-        path.is_file() && cox_store::read_dictionary(&path).is_ok()
+        path.is_file() && cox_store::read_dictionary::<crate::learn::FitRecord>(&path).is_ok()
     }
 
-    pub fn read_dictionary(&self, method: Method) -> Result<DictionaryFile> {
+    pub fn read_dictionary(&self, method: Method) -> Result<Dictionary> {
         let path = self.dict_file(method);
         if !path.is_file() {
             return Err(Error::StepNotDone {
@@ -231,7 +235,7 @@ impl RunFolder {
         Ok(cox_store::read_dictionary(&path)?)
     }
 
-    pub fn write_dictionary(&self, method: Method, file: &DictionaryFile) -> Result<PathBuf> {
+    pub fn write_dictionary(&self, method: Method, file: &Dictionary) -> Result<PathBuf> {
         let path = self.dict_file(method);
         cox_store::write_dictionary(&path, file)?;
         Ok(path)
@@ -298,14 +302,14 @@ pub fn explanation_id(image: &Path) -> String {
 }
 
 /// The dictionary file as the decomposition crate's type (for `encode`).
-pub fn concept_dictionary(d: &DictionaryFile, m: Method) -> ConceptDictionary {
+pub fn concept_dictionary(d: &Dictionary, m: Method) -> ConceptDictionary {
     ConceptDictionary {
         method: m,
         k: d.concepts.rows,
         n_features: d.concepts.cols,
         concepts: d.concepts.data.clone(),
         mean: d.mean.clone(),
-        alpha: d.meta.lambda,
+        alpha: d.meta.fit.lambda,
     }
 }
 
@@ -330,4 +334,57 @@ fn write_json<T: Serialize>(path: &Path, v: &T) -> Result<()> {
     }
     cox_store::atomic_write(path, serde_json::to_string_pretty(v)?.as_bytes())?;
     Ok(())
+}
+/// Whether two settings values name the same existing directory.
+fn same_dir(a: Option<&Value>, b: &Value) -> bool {
+    let canonical = |v: &Value| {
+        let path = Path::new(v.as_str()?);
+        path.is_dir()
+            .then(|| std::fs::canonicalize(path).ok())
+            .flatten()
+    };
+    match (a.and_then(canonical), canonical(b)) {
+        (Some(x), Some(y)) => x == y,
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A run resumes when its model folder is named another way (`x/../model`, a link to it), and
+    /// is refused for another folder.
+    #[test]
+    fn the_same_model_folder_named_another_way_is_the_same_setting() {
+        let dir = tempfile::tempdir().unwrap();
+        let model = dir.path().join("model");
+        std::fs::create_dir_all(dir.path().join("x")).unwrap();
+        std::fs::create_dir_all(&model).unwrap();
+        std::fs::create_dir_all(dir.path().join("other")).unwrap();
+        let folder = RunFolder::new(dir.path().join("run"));
+        let settings =
+            |m: PathBuf| RunSettings::new(m.display().to_string(), "folder:d", "dog", "1");
+        folder.open(&settings(model.clone())).unwrap();
+        folder
+            .open(&settings(dir.path().join("x/../model")))
+            .unwrap();
+        #[cfg(unix)]
+        {
+            let link = dir.path().join("link");
+            std::os::unix::fs::symlink(&model, &link).unwrap();
+            folder.open(&settings(link)).unwrap();
+        }
+        let e = folder
+            .open(&settings(dir.path().join("other")))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("other settings") && e.contains("model"), "{e}");
+        // A hub id is compared as given.
+        let e = folder
+            .open(&settings(PathBuf::from("org/name")))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("model"), "{e}");
+    }
 }

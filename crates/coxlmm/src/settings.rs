@@ -81,6 +81,12 @@ pub struct RunSettings {
     /// split like the methods' (`references.*_noise_imgs` in `metrics.json`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub noise_dict: Option<PathBuf>,
+    /// Accept `folder:` image paths that lead outside the dataset folder (absolute, or `..`
+    /// climbing above it); by default such a line is an error. A permission on how the dataset
+    /// is read, not a setting of what is computed, so `run.json` does not keep it and a run may be
+    /// resumed with or without it.
+    #[serde(skip)]
+    pub allow_outside_paths: bool,
 }
 
 impl RunSettings {
@@ -114,6 +120,7 @@ impl RunSettings {
             explain: defaults::EXPLAIN,
             capture: None,
             noise_dict: None,
+            allow_outside_paths: false,
         }
     }
 

@@ -4,7 +4,8 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use coxlmm::learn::{learn, write, Activations, LearnParams};
-use coxlmm::Method;
+
+use crate::cli::MethodArg;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -20,8 +21,8 @@ pub struct Args {
     #[arg(long)]
     layer: Option<String>,
     /// Decomposition: snmf (the paper's Semi-NMF), pca, kmeans or simple.
-    #[arg(long, default_value = "snmf")]
-    method: Method,
+    #[arg(long, value_enum, default_value_t = MethodArg::SemiNmf)]
+    method: MethodArg,
     /// Number of concepts K.
     #[arg(long, default_value_t = 20, allow_negative_numbers = true)]
     k: usize,
@@ -69,7 +70,7 @@ fn source(a: &Args) -> Result<Activations> {
 pub fn run(a: Args) -> Result<()> {
     let acts = source(&a)?.load(a.seed)?;
     let params = LearnParams {
-        method: a.method,
+        method: a.method.into(),
         k: a.k,
         lambda: a.lambda,
         seed: a.seed,

@@ -20,12 +20,39 @@ pub mod learn;
 pub mod report;
 pub mod run;
 
+/// `--method` / `--methods`: the decompositions, a closed set (`--help` lists them).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum MethodArg {
+    /// Semi-NMF, the paper's method.
+    #[value(name = "snmf", alias = "nndl", alias = "semi-nmf", alias = "seminmf")]
+    SemiNmf,
+    /// Centred PCA.
+    Pca,
+    /// K-Means.
+    #[value(name = "kmeans", alias = "k-means")]
+    KMeans,
+    /// The K largest-norm training samples.
+    Simple,
+}
+
+impl From<MethodArg> for coxlmm::Method {
+    fn from(m: MethodArg) -> Self {
+        match m {
+            MethodArg::SemiNmf => coxlmm::Method::SemiNmf,
+            MethodArg::Pca => coxlmm::Method::Pca,
+            MethodArg::KMeans => coxlmm::Method::KMeans,
+            MethodArg::Simple => coxlmm::Method::Simple,
+        }
+    }
+}
+
 /// Prints `e` with the hint that names the flag or command to use, and returns the exit code.
 pub fn report_error(e: &anyhow::Error) -> i32 {
     eprintln!("error: {e:#}");
     let hint = if let Some(e) = e.downcast_ref::<Error>() {
         match e {
             Error::OtherSettings { .. } => Some("or choose another --out"),
+            Error::OtherWeights { .. } => Some("choose another --out"),
             Error::NotARunFolder { .. } => Some("make one with `coxlmm run` or `coxlmm demo`"),
             Error::StepNotDone { .. } => {
                 Some("finish the run with the `coxlmm run` command that made it")
@@ -44,7 +71,10 @@ pub fn report_error(e: &anyhow::Error) -> i32 {
             Error::StoppedForTest { .. } => return 3,
         }
     } else if let Some(cox_data::DataError::OutsidePath { .. }) = e.downcast_ref() {
-        Some("move the image into the dataset folder, or pass --allow-outside-paths to `coxlmm extract`")
+        Some(
+            "move the image into the dataset folder, or pass --allow-outside-paths (`coxlmm extract` \
+             and `coxlmm run` take it)",
+        )
     } else if let Some(e) = e.downcast_ref::<cox_store::Error>() {
         match e {
             cox_store::Error::MissingTensor { .. } => Some("pass the right file or --tensor NAME"),

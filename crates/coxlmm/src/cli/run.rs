@@ -7,6 +7,8 @@ use coxlmm::pipeline::RunOutcome;
 use coxlmm::settings::defaults;
 use coxlmm::{Method, Model, ModelOptions, RunFolder, RunSettings};
 
+use crate::cli::MethodArg;
+
 #[derive(clap::Args)]
 pub struct Args {
     /// Model: a LLaVA-1.5 checkpoint directory or a hub id in the local Hugging Face cache.
@@ -32,8 +34,13 @@ pub struct Args {
     limit: Option<usize>,
     /// Decompositions, comma-separated (snmf, pca, kmeans, simple); the first is the one the
     /// report shows.
-    #[arg(long, value_delimiter = ',', default_value = "snmf,pca,kmeans,simple")]
-    methods: Vec<Method>,
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "snmf,pca,kmeans,simple"
+    )]
+    methods: Vec<MethodArg>,
     /// Number of concepts K.
     #[arg(long, default_value_t = defaults::K, allow_negative_numbers = true)]
     k: usize,
@@ -79,6 +86,10 @@ pub struct Args {
     /// split like the methods' (`references.*_noise_imgs` in metrics.json).
     #[arg(long)]
     noise_dict: Option<PathBuf>,
+    /// Accept `folder:` image paths that lead outside the dataset folder (absolute paths or `..`
+    /// climbing above it); by default such a line of captions.jsonl is an error.
+    #[arg(long)]
+    allow_outside_paths: bool,
     /// The run folder (created, or resumed when it holds this run).
     #[arg(long)]
     out: PathBuf,
@@ -87,7 +98,7 @@ pub struct Args {
 impl Args {
     fn settings(self) -> RunSettings {
         let mut methods: Vec<Method> = Vec::new();
-        for m in self.methods {
+        for m in self.methods.into_iter().map(Method::from) {
             if !methods.contains(&m) {
                 methods.push(m);
             }
@@ -114,6 +125,7 @@ impl Args {
             explain: self.explain,
             capture: self.capture,
             noise_dict: self.noise_dict,
+            allow_outside_paths: self.allow_outside_paths,
         }
     }
 }
