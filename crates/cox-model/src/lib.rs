@@ -50,6 +50,7 @@
 #![warn(missing_docs)]
 
 pub mod config;
+pub mod edit;
 pub mod error;
 pub mod gguf;
 pub mod hub;
@@ -65,6 +66,7 @@ pub mod vision;
 pub mod weights;
 
 pub use config::{FeatureLayer, LlavaConfig, SelectStrategy, TextConfig, VisionConfig};
+pub use edit::{AddDirection, Edit, EditPositions, ProjectOut, ResidualEdit};
 pub use error::{Error, Result};
 pub use gguf::{CausalLm, GgufLlama};
 pub use hub::resolve_model_dir;
