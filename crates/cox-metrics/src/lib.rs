@@ -24,6 +24,7 @@
 //! # Ok::<(), cox_metrics::MetricsError>(())
 //! ```
 
+pub mod causal;
 mod check;
 mod error;
 pub mod overlap;
@@ -34,6 +35,9 @@ pub mod sparsity;
 pub mod stability;
 pub mod summary;
 
+pub use causal::{
+    causal_scores, probability_change, CausalScores, ParsedScene, ProbabilityChange, Trial,
+};
 pub use error::{MetricsError, Result};
 pub use overlap::{overlap, OverlapReport};
 pub use probe::{probe_auc, ProbeFactor, ProbeReport};
