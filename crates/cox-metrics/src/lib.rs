@@ -40,7 +40,7 @@ pub use causal::{
 };
 pub use error::{MetricsError, Result};
 pub use overlap::{overlap, OverlapReport};
-pub use probe::{probe_auc, ProbeFactor, ProbeReport};
+pub use probe::{probe_auc, probe_directions, ProbeFactor, ProbeReport};
 pub use reconstruction::{reconstruction, Reconstruct, ReconstructionReport};
 pub use recovery::{
     average_ranks, recovery_auc, roc_auc, ConceptMatch, FactorRecovery, RecoveryReport,
