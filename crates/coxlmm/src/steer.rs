@@ -100,13 +100,8 @@ impl VectorSource {
         match self {
             VectorSource::Atom => "atom".into(),
             VectorSource::MeanShift => "mean-shift".into(),
-            VectorSource::Word(w) => format!("word-{}", cox_store::sanitized_stem(w)),
-            VectorSource::File(p) => format!(
-                "file-{}",
-                cox_store::sanitized_stem(
-                    &p.file_stem().map(|s| s.to_string_lossy()).unwrap_or_default()
-                )
-            ),
+            VectorSource::Word(w) => format!("word-{}", cox_store::sanitized_stem(Path::new(w))),
+            VectorSource::File(p) => format!("file-{}", cox_store::sanitized_stem(p)),
         }
     }
 }
@@ -277,7 +272,8 @@ impl SteerContext {
 /// Reads a steering vector of width `b` from a safetensors file (a `[1, b]` matrix).
 pub fn read_vector(path: &Path, b: usize) -> Result<Vec<f32>> {
     let m = cox_store::read_activations(path, None)
-        .with_context(|| format!("cannot read the steering vector {}", path.display()))?;
+        .with_context(|| format!("cannot read the steering vector {}", path.display()))?
+        .matrix;
     if m.rows != 1 || m.cols != b {
         bail!(
             "{}: the steering vector has shape [{}, {}], expected [1, {b}] (one vector as wide as \
@@ -485,7 +481,12 @@ pub fn steer_images(
     let mut captions = Vec::with_capacity(images.len());
     for (id, path) in images {
         let before = caption_with(model, &ctx.settings, path, None)?;
-        let after = caption_with(model, &ctx.settings, path, Some((ctx.block, positions, &edit)))?;
+        let after = caption_with(
+            model,
+            &ctx.settings,
+            path,
+            Some((ctx.block, positions, &edit)),
+        )?;
         captions.push(SteeredCaption {
             id: id.clone(),
             image: path.display().to_string(),

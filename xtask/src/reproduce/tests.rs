@@ -23,6 +23,7 @@ fn protocol(setting: &str) -> Protocol {
         noise_images: 10,
         clip: None,
         quick: false,
+        causal_scenes: 0,
     }
 }
 

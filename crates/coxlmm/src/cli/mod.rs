@@ -19,6 +19,7 @@ pub mod extract;
 pub mod learn;
 pub mod report;
 pub mod run;
+pub mod steer;
 
 /// Prints `e` with the hint that names the flag or command to use, and returns the exit code.
 pub fn report_error(e: &anyhow::Error) -> i32 {
