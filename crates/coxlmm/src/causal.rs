@@ -54,7 +54,7 @@ impl Default for CausalOptions {
     fn default() -> Self {
         Self {
             scenes: 8,
-            alphas: vec![0.5, 1.0, 2.0],
+            alphas: vec![0.5, 1.0, 2.0, 4.0],
             positions: Positions::All,
             seed: 0,
             ridge: 1e-2,

@@ -506,3 +506,67 @@ pub fn steer_images(
         captions,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    /// Two orthonormal atoms in 3-D and no sparsity: the encoding is exact, so setting an
+    /// activation is visible in the re-encoded state and leaves the other concept alone.
+    #[test]
+    fn set_activation_replaces_the_concepts_share_of_the_state() {
+        let d = ConceptDictionary {
+            method: Method::SemiNmf,
+            k: 2,
+            n_features: 3,
+            concepts: vec![1.0, 0.0, 0.0, 0.0, 1.0, 0.0],
+            mean: None,
+            alpha: Some(0.0),
+        };
+        let d = Arc::new(d);
+        let edit = SetActivation::new(Arc::clone(&d), 0, 5.0).unwrap();
+        let x = Tensor::from_vec(
+            vec![2.0f32, 3.0, 0.5, 0.0, 1.0, -1.0],
+            (1, 2, 3),
+            &Device::Cpu,
+        )
+        .unwrap();
+        let y: Vec<Vec<f32>> = edit
+            .apply(&x, 0..2)
+            .unwrap()
+            .squeeze(0)
+            .unwrap()
+            .to_vec2()
+            .unwrap();
+        assert_eq!(y, vec![vec![5.0, 3.0, 0.5], vec![5.0, 1.0, -1.0]]);
+        let kmeans = ConceptDictionary {
+            method: Method::KMeans,
+            alpha: None,
+            ..(*d).clone()
+        };
+        assert!(SetActivation::new(Arc::new(kmeans), 0, 1.0).is_err());
+        assert!(SetActivation::new(d, 2, 1.0).is_err());
+    }
+
+    #[test]
+    fn options_parse_as_the_command_line_spells_them() {
+        assert_eq!("all".parse::<Positions>(), Ok(Positions::All));
+        assert!("some".parse::<Positions>().is_err());
+        assert_eq!(
+            "word:red".parse::<VectorSource>(),
+            Ok(VectorSource::Word("red".into()))
+        );
+        assert_eq!(
+            "file:v.safetensors".parse::<VectorSource>().unwrap().slug(),
+            "file-v"
+        );
+        assert!("word:".parse::<VectorSource>().is_err());
+        assert_eq!(
+            Positions::Generated.at(7),
+            EditPositions::Generated { prompt_len: 7 }
+        );
+        assert!(layer_block("norm").is_err());
+        assert_eq!(layer_block("2").unwrap(), 2);
+    }
+}

@@ -123,7 +123,7 @@ pub struct CausalArgs {
     scenes: usize,
     /// Steering strengths (comma-separated), in units of the training vectors' RMS distance to
     /// their mean.
-    #[arg(long, value_delimiter = ',', default_values_t = [0.5f32, 1.0, 2.0])]
+    #[arg(long, value_delimiter = ',', default_values_t = [0.5f32, 1.0, 2.0, 4.0])]
     alphas: Vec<f32>,
     /// Where to add the directions: generated, prompt or all.
     #[arg(long, default_value = "all")]
