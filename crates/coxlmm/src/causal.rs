@@ -15,7 +15,7 @@
 //! of scenes that have the value, the probability of the token of interest and of the factor's
 //! word.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -202,6 +202,16 @@ fn unit(v: &[f32]) -> Option<Vec<f32>> {
     (n.is_finite() && n > 0.0).then(|| v.iter().map(|&x| (f64::from(x) / n) as f32).collect())
 }
 
+/// A unit direction steered with: a method's concept or a control.
+#[derive(Clone)]
+struct Direction {
+    /// The method's label, or the control's name.
+    name: String,
+    concept: Option<usize>,
+    auc: Option<f64>,
+    unit: Vec<f32>,
+}
+
 /// A test scene with its unsteered caption.
 struct Scene {
     image: PathBuf,
@@ -280,8 +290,7 @@ pub fn causal_validity(
     }
 
     // Factor values and each method's concept for them.
-    let mut matches: BTreeMap<String, Vec<(Method, usize, f64, Vec<f32>)>> = BTreeMap::new();
-    let mut ablation_dirs: HashMap<(String, Method), Vec<f32>> = HashMap::new();
+    let mut matches: BTreeMap<String, Vec<Direction>> = BTreeMap::new();
     for mm in &metrics.methods {
         let Some(rec) = &mm.recovery else { continue };
         let d = folder.read_dictionary(mm.method)?;
@@ -297,11 +306,15 @@ pub fn causal_validity(
                     .collect(),
             };
             let Some(u) = unit(&dir) else { continue };
-            ablation_dirs.insert((f.factor.clone(), mm.method), u.clone());
             matches
                 .entry(f.factor.clone())
                 .or_default()
-                .push((mm.method, c, f.auc, u));
+                .push(Direction {
+                    name: mm.method.label().to_string(),
+                    concept: Some(c),
+                    auc: Some(f.auc),
+                    unit: u,
+                });
         }
     }
     if matches.is_empty() {
@@ -350,25 +363,27 @@ pub fn causal_validity(
                 .map(|(x, y)| (x / np - y / nn) as f32)
                 .collect()
         };
-        let mut directions: Vec<(String, Option<usize>, Option<f64>, Vec<f32>)> = dirs
-            .iter()
-            .map(|(meth, c, auc, u)| (meth.label().to_string(), Some(*c), Some(*auc), u.clone()))
-            .collect();
+        let mut directions: Vec<Direction> = dirs.clone();
         for (name, v) in [
             ("random", random),
             ("probe", probe.clone()),
             ("mean shift", shift),
         ] {
             if let Some(u) = unit(&v) {
-                directions.push((name.to_string(), None, None, u));
+                directions.push(Direction {
+                    name: name.to_string(),
+                    concept: None,
+                    auc: None,
+                    unit: u,
+                });
             }
         }
         let mut steered = Vec::new();
         if !lacking.is_empty() {
-            for (name, concept, auc, u) in &directions {
+            for d in &directions {
                 for &alpha in &opts.alphas {
                     let edit: Arc<dyn ResidualEdit> =
-                        Arc::new(AddDirection::new(u, alpha * scale)?);
+                        Arc::new(AddDirection::new(&d.unit, alpha * scale)?);
                     let mut afters = Vec::with_capacity(lacking.len());
                     for sc in &lacking {
                         let cap = caption_with(
@@ -391,9 +406,9 @@ pub fn causal_validity(
                         })
                         .collect();
                     steered.push(DirectionScores {
-                        direction: name.clone(),
-                        concept: *concept,
-                        auc: *auc,
+                        direction: d.name.clone(),
+                        concept: d.concept,
+                        auc: d.auc,
                         alpha,
                         scores: cox_metrics::causal_scores(&trials)?,
                     });
@@ -402,12 +417,13 @@ pub fn causal_validity(
         }
         let mut ablation = Vec::new();
         if !having.is_empty() {
-            for (meth, c, _, _) in dirs {
-                let u = &ablation_dirs[&(factor.clone(), *meth)];
-                if let Some((token, word)) = ablate(model, &s.token, block, u, key, &having)? {
+            for d in dirs {
+                let concept = d.concept.unwrap_or_default();
+                if let Some((token, word)) = ablate(model, &s.token, block, &d.unit, key, &having)?
+                {
                     ablation.push(Ablation {
-                        method: meth.label().to_string(),
-                        concept: *c,
+                        method: d.name.clone(),
+                        concept,
                         token,
                         word,
                     });
