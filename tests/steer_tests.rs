@@ -84,6 +84,81 @@ fn steering_a_demo_run_changes_captions_and_reaches_the_report() {
     assert!(page.contains("<h2>Steering</h2>"), "no Steering section");
     assert!(page.contains("+8 × atom vector at block 2, all positions"));
 
+    // The other vector sources: mean shifts by concept and by caption word, and a vector file
+    // (the atom file of concept 0 written as a [1, B] matrix, so it steers like the atom at α = 1).
+    for (vector, file) in [
+        ("mean-shift", "snmf-c0-mean-shift-a2-all.json"),
+        ("word:red", "snmf-c0-word-red-a2-all.json"),
+    ] {
+        let o = coxlmm(&[
+            "steer",
+            "--run",
+            run,
+            "--concept",
+            "0",
+            "--alpha",
+            "2",
+            "--positions",
+            "all",
+            "--vector",
+            vector,
+            "--split",
+            "test",
+            "--limit",
+            "2",
+        ]);
+        assert!(o.status.success(), "{}", text(&o));
+        assert!(steer_file(&out, file)["vector_norm"].as_f64().unwrap() > 0.0);
+    }
+    let atom8 = steer_file(&out, "snmf-c0-atom-a8-all.json");
+    let dict = cox_store::read_dictionary(&out.join("dict/snmf.safetensors")).unwrap();
+    let acts = &dict.activations.data;
+    let k = dict.concepts.rows;
+    let pos: Vec<f64> = acts
+        .iter()
+        .step_by(k)
+        .filter(|&&a| a > 0.0)
+        .map(|&a| a as f64)
+        .collect();
+    let typical = (pos.iter().sum::<f64>() / pos.len() as f64) as f32;
+    let b = dict.concepts.cols;
+    let v: Vec<f32> = dict.concepts.data[..b]
+        .iter()
+        .map(|x| x * typical)
+        .collect();
+    let vfile = dir.path().join("v.safetensors");
+    cox_store::write_activations(
+        &vfile,
+        &cox_store::Matrix {
+            data: v,
+            rows: 1,
+            cols: b,
+        },
+        cox_store::DiskDtype::F32,
+        &serde_json::json!({}),
+    )
+    .unwrap();
+    let o = coxlmm(&[
+        "steer",
+        "--run",
+        run,
+        "--concept",
+        "0",
+        "--alpha",
+        "8",
+        "--positions",
+        "all",
+        "--vector",
+        &format!("file:{}", vfile.display()),
+        "--split",
+        "test",
+        "--limit",
+        "3",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let from_file = steer_file(&out, "snmf-c0-file-v-a8-all.json");
+    assert_eq!(from_file["captions"], atom8["captions"]);
+
     // Bad requests are clear errors.
     let o = coxlmm(&[
         "steer",
