@@ -5,7 +5,9 @@
 //! grounded words ([`mod@overlap`], the paper's Table 2), dictionary stability across seeds ([`stability`],
 //! Hungarian matching of atoms by cosine), activation sparsity ([`mod@sparsity`]), reconstruction error and
 //! explained variance under each method's convention ([`mod@reconstruction`]), and the mean ± std summaries
-//! of the result tables and K sweeps ([`summary`]). It owns the metric maths and their
+//! of the result tables and K sweeps ([`summary`]), and the causal validity of steering on the
+//! synthetic world ([`causal`]: success, specificity and fluency of steered captions, probability
+//! change under ablation). It owns the metric maths and their
 //! serde-serialisable reports only: every function is pure over slices, never touches the filesystem,
 //! a model or a dataset crate, and never decides which samples, labels, words or seeds to use (callers
 //! pass them in).
