@@ -886,24 +886,50 @@ pub fn paper_tables() -> String {
     s
 }
 
-/// Causal validity per token × direction × α (means over factor values), then the ablation.
+/// Causal validity per token × direction, one column per α with `success / specificity /
+/// fluency` (means over factor values), then the ablation.
 pub fn causal_table(r: &Results) -> String {
-    let mut s = String::from(
-        "| Token | Direction | α | factor values | success | specificity | fluency |\n|---|---|---|---|---|---|---|\n",
-    );
+    let mut s = String::new();
     let mut ablation = String::from(
         "\n| Token | Method | factor values | p(token) before → after | p(factor word) before → after |\n|---|---|---|---|---|\n",
     );
-    let mut any = false;
+    let mut header: Option<Vec<f32>> = None;
     for (token, t) in &r.tokens {
         let Some(c) = &t.causal else { continue };
-        any = true;
-        for row in &c.summary {
+        let alphas = &c.options.alphas;
+        if header.as_ref() != Some(alphas) {
             let _ = writeln!(
                 s,
-                "| {token} | {} | {} | {} | {:.3} | {:.3} | {:.3} |",
-                row.direction, row.alpha, row.factors, row.success, row.specificity, row.fluency
+                "{}| Token | Direction | factor values |{}\n|---|---|---|{}",
+                if header.is_some() { "\n" } else { "" },
+                alphas
+                    .iter()
+                    .map(|a| format!(" α = {a} |"))
+                    .collect::<String>(),
+                "---|".repeat(alphas.len())
             );
+            header = Some(alphas.clone());
+        }
+        let mut directions: Vec<&str> = Vec::new();
+        for row in &c.summary {
+            if !directions.contains(&row.direction.as_str()) {
+                directions.push(&row.direction);
+            }
+        }
+        for d in directions {
+            let rows: Vec<_> = c.summary.iter().filter(|x| x.direction == d).collect();
+            let factors = rows.first().map_or(0, |x| x.factors);
+            let cells: String = alphas
+                .iter()
+                .map(|a| match rows.iter().find(|x| x.alpha == *a) {
+                    Some(x) => format!(
+                        " {:.3} / {:.3} / {:.3} |",
+                        x.success, x.specificity, x.fluency
+                    ),
+                    None => format!(" {NA} |"),
+                })
+                .collect();
+            let _ = writeln!(s, "| {token} | {d} | {factors} |{cells}");
         }
         for a in &c.ablation {
             let _ = writeln!(
@@ -913,7 +939,7 @@ pub fn causal_table(r: &Results) -> String {
             );
         }
     }
-    if !any {
+    if header.is_none() {
         return "Not measured in this setting (`coxlmm causal` needs the synthetic world's factors).\n"
             .into();
     }
@@ -976,7 +1002,7 @@ pub fn render(r: &Results) -> String {
         "\n## K sweep (docs/method.md §6.4): relative reconstruction error ‖X − X̂‖/‖X‖ on the training matrix, and recovery AUC\n\n",
     );
     s.push_str(&k_table(r));
-    s.push_str("\n## Causal validity (docs/method.md §5.8)\n\nFor every factor value the recovery table matches to a concept, held-out scenes whose object of interest lacks the value are captioned with a unit direction added at norm α × the training vectors' RMS distance to their mean, at every position of the layer: each method's matched concept, a seeded random direction (floor), and the supervised probe's discriminant and class mean shift (ceilings). Success: the object of interest now has the value; specificity: the other attribute slots kept their word; fluency: the caption is a sentence of the canonical grammar. Means over factor values. Ablation: the concept projected out, teacher-forced on the unsteered captions of scenes that have the value.\n\n");
+    s.push_str("\n## Causal validity (docs/method.md §5.8)\n\nFor every factor value the recovery table matches to a concept, held-out scenes whose object of interest lacks the value are captioned with a unit direction added at norm α × the training vectors' RMS distance to their mean, at every position of the layer: each method's matched concept, a seeded random direction (floor), and the supervised probe's discriminant and class mean shift (ceilings). Cells are success / specificity / fluency, means over factor values. Success: the object of interest now has the value; specificity: the other attribute slots kept their word; fluency: the caption is a sentence of the canonical grammar. α is in units of that RMS distance. Ablation: the concept projected out, teacher-forced on the unsteered captions of scenes that have the value.\n\n");
     s.push_str(&causal_table(r));
     s.push_str("\n## Unavailable\n\n");
     let mut any = false;

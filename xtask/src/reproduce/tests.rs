@@ -290,11 +290,12 @@ fn causal_table_rows_from_causal_reports() {
     let t = causal_table(&r);
     assert_eq!(
         row(&t, "| circle | probe"),
-        "| circle | probe | 4 | 19 | 0.250 | 0.500 | 0.750 |"
+        "| circle | probe | 19 | n/a | n/a | n/a | 0.250 / 0.500 / 0.750 |"
     );
     assert_eq!(
         row(&t, "| circle | Semi-NMF"),
         "| circle | Semi-NMF | 19 | 0.999 → 0.870 | 0.990 → 0.980 |"
     );
+    assert!(t.contains("| Token | Direction | factor values | α = 0.5 | α = 1 | α = 2 | α = 4 |"));
     assert!(render(&r).contains("## Causal validity"));
 }
