@@ -208,6 +208,7 @@ fn steering_a_demo_run_changes_captions_and_reaches_the_report() {
         "random",
         "probe",
         "mean shift",
+        "word probe",
     ] {
         let rows: Vec<&Value> = summary.iter().filter(|r| r["direction"] == d).collect();
         assert_eq!(rows.len(), 2, "{d} rows in {summary:?}");

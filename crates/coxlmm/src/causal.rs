@@ -9,7 +9,8 @@
 //! at equal strength: the four methods' concept directions (Semi-NMF and PCA atoms; K-Means and
 //! Simple atoms minus the training mean, since their concepts are points), a seeded random
 //! direction (the floor), the supervised probe's discriminant direction and the class mean shift
-//! of the factor (the ceilings). Captions are read with the canonical grammar
+//! of the factor on the run's vectors, and the probe fitted on the states that predict the
+//! factor's word ("word probe", the ceiling of a direction read where the word is emitted). Captions are read with the canonical grammar
 //! ([`parse_scene`]) and scored by `cox_metrics::causal_scores`. Ablation projects each method's
 //! concept direction out at every position and measures, teacher-forced on the unsteered caption
 //! of scenes that have the value, the probability of the token of interest and of the factor's
@@ -65,7 +66,7 @@ impl Default for CausalOptions {
 /// One direction at one α on one factor value.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DirectionScores {
-    /// A method's label, or `random`, `probe`, `mean shift`.
+    /// A method's label, or `random`, `probe`, `mean shift`, `word probe`.
     pub direction: String,
     /// The method's concept (absent for controls).
     pub concept: Option<usize>,
@@ -325,6 +326,7 @@ pub fn causal_validity(
     }
     let values: Vec<&str> = matches.keys().map(String::as_str).collect();
     let probes = cox_metrics::probe_directions(&train.x, &train_labels, b, opts.ridge, &values)?;
+    let at_words = word_states(model, &s, block, &train.samples)?;
 
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(opts.seed);
     let mut out_factors = Vec::new();
@@ -368,6 +370,7 @@ pub fn causal_validity(
             ("random", random),
             ("probe", probe.clone()),
             ("mean shift", shift),
+            ("word probe", word_probe(&at_words, factor, b, opts.ridge)),
         ] {
             if let Some(u) = unit(&v) {
                 directions.push(Direction {
@@ -450,6 +453,90 @@ pub fn causal_validity(
     })
 }
 
+/// The index of the word that names attribute `key` of object `object` (or of the scene) in a
+/// caption of `n_words` words of the canonical grammar: object `j`'s seven words start at `8·j`
+/// (objects are joined by "and"), the scene's are the last five.
+fn word_index(key: &str, object: usize, n_words: usize) -> Option<usize> {
+    let start = 8 * object;
+    match key {
+        "size" => Some(start + 1),
+        "colour" => Some(start + 2),
+        "shape" => Some(start + 3),
+        "position" => Some(start + 6),
+        "texture" => n_words.checked_sub(3),
+        "background" => n_words.checked_sub(2),
+        _ => None,
+    }
+}
+
+/// Per attribute key, the training states at `block` that predict the object of interest's word
+/// for it (the scene's, for texture and background), labelled `key=word`: what a probe "at the
+/// word" is fitted on. Captions that do not parse, or whose words are not one token each, are
+/// left out.
+fn word_states(
+    model: &Model,
+    s: &crate::RunSettings,
+    block: usize,
+    samples: &[cox_store::SampleRecord],
+) -> Result<BTreeMap<String, (Vec<f32>, Vec<Vec<String>>)>> {
+    let llava = model.llava();
+    let capture = ResidualCapture::new([cox_model::LayerSel::Block(block)]);
+    let mut out: BTreeMap<String, (Vec<f32>, Vec<Vec<String>>)> = BTreeMap::new();
+    for r in samples {
+        let px = llava
+            .load_pixels(&r.image)
+            .with_context(|| format!("cannot read the image {}", r.image))?;
+        let input = llava.prepare(DEFAULT_PROMPT, Some(&px))?;
+        let g = llava.generate(&input, s.max_new_tokens, &capture)?;
+        let Some(scene) = parse_scene(&g.text) else {
+            continue;
+        };
+        let Some(object) = object_of_interest(&scene, &s.token) else {
+            continue;
+        };
+        let words: Vec<&str> = g.text.split_whitespace().collect();
+        let n_gen = g.generated_ids.len() - usize::from(g.stopped_at_eos);
+        if n_gen != words.len() {
+            continue;
+        }
+        let states = g.residuals[0].to_dtype(DType::F32)?;
+        let p = input.ids.len();
+        for key in ["size", "colour", "position", "texture", "background"] {
+            let Some(w) = word_index(key, object, words.len()) else {
+                continue;
+            };
+            let Some(word) = scene.value(object, key) else {
+                continue;
+            };
+            let row: Vec<f32> = states.i(p + w - 1)?.to_vec1()?;
+            let entry = out.entry(key.to_string()).or_default();
+            entry.0.extend(row);
+            entry.1.push(vec![format!("{key}={word}")]);
+        }
+    }
+    Ok(out)
+}
+
+/// The probe direction of `factor` (`key=value`) fitted on the states that predict its word;
+/// empty when there are none (or the value never, or always, occurs).
+fn word_probe(
+    at_words: &BTreeMap<String, (Vec<f32>, Vec<Vec<String>>)>,
+    factor: &str,
+    b: usize,
+    ridge: f64,
+) -> Vec<f32> {
+    let Some((key, _)) = factor.split_once('=') else {
+        return Vec::new();
+    };
+    let Some((x, labels)) = at_words.get(key) else {
+        return Vec::new();
+    };
+    cox_metrics::probe_directions(x, labels, b, ridge, &[factor])
+        .ok()
+        .and_then(|mut v| v.pop())
+        .unwrap_or_default()
+}
+
 /// Teacher-forced probabilities of the token of interest and of the factor's word in the unsteered
 /// captions of `scenes`, without and with `u` projected out at every position of `block`.
 fn ablate(
@@ -475,17 +562,9 @@ fn ablate(
         if answer.len() != words.len() {
             continue;
         }
-        // Object j's words start at 8·j (7 words and "and"); the scene's at the end.
-        let start = 8 * sc.object;
-        let token_word = start + 3;
-        let word = match key {
-            "size" => start + 1,
-            "colour" => start + 2,
-            "shape" => start + 3,
-            "position" => start + 6,
-            "texture" => words.len() - 3,
-            "background" => words.len() - 2,
-            _ => continue,
+        let token_word = 8 * sc.object + 3;
+        let Some(word) = word_index(key, sc.object, words.len()) else {
+            continue;
         };
         if words.get(token_word) != Some(&token) {
             continue;
