@@ -453,6 +453,9 @@ pub fn causal_validity(
     })
 }
 
+/// Per attribute key, training states (`B` values each, sample-major) and their `key=word` labels.
+type WordStates = BTreeMap<String, (Vec<f32>, Vec<Vec<String>>)>;
+
 /// The index of the word that names attribute `key` of object `object` (or of the scene) in a
 /// caption of `n_words` words of the canonical grammar: object `j`'s seven words start at `8·j`
 /// (objects are joined by "and"), the scene's are the last five.
@@ -478,10 +481,10 @@ fn word_states(
     s: &crate::RunSettings,
     block: usize,
     samples: &[cox_store::SampleRecord],
-) -> Result<BTreeMap<String, (Vec<f32>, Vec<Vec<String>>)>> {
+) -> Result<WordStates> {
     let llava = model.llava();
     let capture = ResidualCapture::new([cox_model::LayerSel::Block(block)]);
-    let mut out: BTreeMap<String, (Vec<f32>, Vec<Vec<String>>)> = BTreeMap::new();
+    let mut out = WordStates::new();
     for r in samples {
         let px = llava
             .load_pixels(&r.image)
@@ -519,12 +522,7 @@ fn word_states(
 
 /// The probe direction of `factor` (`key=value`) fitted on the states that predict its word;
 /// empty when there are none (or the value never, or always, occurs).
-fn word_probe(
-    at_words: &BTreeMap<String, (Vec<f32>, Vec<Vec<String>>)>,
-    factor: &str,
-    b: usize,
-    ridge: f64,
-) -> Vec<f32> {
+fn word_probe(at_words: &WordStates, factor: &str, b: usize, ridge: f64) -> Vec<f32> {
     let Some((key, _)) = factor.split_once('=') else {
         return Vec::new();
     };
