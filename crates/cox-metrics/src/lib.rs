@@ -5,7 +5,9 @@
 //! grounded words ([`mod@overlap`], the paper's Table 2), dictionary stability across seeds ([`stability`],
 //! Hungarian matching of atoms by cosine), activation sparsity ([`mod@sparsity`]), reconstruction error and
 //! explained variance under each method's convention ([`mod@reconstruction`]), and the mean ± std summaries
-//! of the result tables and K sweeps ([`summary`]). It owns the metric maths and their
+//! of the result tables and K sweeps ([`summary`]), and the causal validity of steering on the
+//! synthetic world ([`causal`]: success, specificity and fluency of steered captions, probability
+//! change under ablation). It owns the metric maths and their
 //! serde-serialisable reports only: every function is pure over slices, never touches the filesystem,
 //! a model or a dataset crate, and never decides which samples, labels, words or seeds to use (callers
 //! pass them in).
@@ -24,6 +26,7 @@
 //! # Ok::<(), cox_metrics::MetricsError>(())
 //! ```
 
+pub mod causal;
 mod check;
 mod error;
 pub mod overlap;
@@ -34,9 +37,12 @@ pub mod sparsity;
 pub mod stability;
 pub mod summary;
 
+pub use causal::{
+    causal_scores, probability_change, CausalScores, ParsedScene, ProbabilityChange, Trial,
+};
 pub use error::{MetricsError, Result};
 pub use overlap::{overlap, OverlapReport};
-pub use probe::{probe_auc, ProbeFactor, ProbeReport};
+pub use probe::{probe_auc, probe_directions, ProbeFactor, ProbeReport};
 pub use reconstruction::{reconstruction, Reconstruct, ReconstructionReport};
 pub use recovery::{
     average_ranks, recovery_auc, roc_auc, ConceptMatch, FactorRecovery, RecoveryReport,

@@ -116,37 +116,7 @@ pub fn probe_auc(
     }
 
     // Mean and covariance of the training samples, in f64.
-    let mut mean = vec![0.0f64; dim];
-    for row in train.chunks_exact(dim) {
-        for (a, &v) in mean.iter_mut().zip(row) {
-            *a += v as f64;
-        }
-    }
-    mean.iter_mut().for_each(|a| *a /= n.max(1) as f64);
-    let mut cov = vec![0.0f64; dim * dim];
-    let mut centred = vec![0.0f64; dim];
-    for row in train.chunks_exact(dim) {
-        for ((c, &v), &mu) in centred.iter_mut().zip(row).zip(&mean) {
-            *c = v as f64 - mu;
-        }
-        for i in 0..dim {
-            let ci = centred[i];
-            let out = &mut cov[i * dim..i * dim + i + 1];
-            for (o, &cj) in out.iter_mut().zip(&centred[..=i]) {
-                *o += ci * cj;
-            }
-        }
-    }
-    let scale = 1.0 / n.max(1) as f64;
-    let trace: f64 = (0..dim).map(|i| cov[i * dim + i] * scale).sum();
-    let eps = ridge * (trace / dim as f64).max(f64::MIN_POSITIVE);
-    for i in 0..dim {
-        for j in 0..=i {
-            cov[i * dim + j] *= scale;
-        }
-        cov[i * dim + i] += eps;
-    }
-    cholesky_lower(&mut cov, dim);
+    let cov = covariance_factor(train, n, dim, ridge);
 
     let values: BTreeSet<&str> = train_labels
         .iter()
@@ -218,6 +188,107 @@ pub fn probe_auc(
 /// In-place Cholesky factorisation `A = L·Lᵀ` of a symmetric positive-definite matrix whose lower
 /// triangle (row-major, `dim × dim`) is given; `L` replaces it. The diagonal loading of [`probe_auc`]
 /// keeps every pivot positive.
+/// The lower Cholesky factor of the training rows' ridge-regularised covariance `Σ + εI`
+/// (`ε = ridge · trace(Σ)/dim`), row-major `dim × dim`.
+fn covariance_factor(train: &[f32], n: usize, dim: usize, ridge: f64) -> Vec<f64> {
+    let mut mean = vec![0.0f64; dim];
+    for row in train.chunks_exact(dim) {
+        for (a, &v) in mean.iter_mut().zip(row) {
+            *a += v as f64;
+        }
+    }
+    mean.iter_mut().for_each(|a| *a /= n.max(1) as f64);
+    let mut cov = vec![0.0f64; dim * dim];
+    let mut centred = vec![0.0f64; dim];
+    for row in train.chunks_exact(dim) {
+        for ((c, &v), &mu) in centred.iter_mut().zip(row).zip(&mean) {
+            *c = v as f64 - mu;
+        }
+        for i in 0..dim {
+            let ci = centred[i];
+            let out = &mut cov[i * dim..i * dim + i + 1];
+            for (o, &cj) in out.iter_mut().zip(&centred[..=i]) {
+                *o += ci * cj;
+            }
+        }
+    }
+    let scale = 1.0 / n.max(1) as f64;
+    let trace: f64 = (0..dim).map(|i| cov[i * dim + i] * scale).sum();
+    let eps = ridge * (trace / dim as f64).max(f64::MIN_POSITIVE);
+    for i in 0..dim {
+        for j in 0..=i {
+            cov[i * dim + j] *= scale;
+        }
+        cov[i * dim + i] += eps;
+    }
+    cholesky_lower(&mut cov, dim);
+    cov
+}
+
+/// The probe's direction for each of `values`: the regularised linear discriminant
+/// `(Σ + εI)⁻¹ (μ₊ − μ₋)` of the training rows labelled with the value against the others (the
+/// direction whose scores `probe_auc` ranks), as f32, unnormalised. Its inputs are checked as
+/// [`probe_auc`]'s; a value that no row (or every row) has is an error.
+pub fn probe_directions(
+    train: &[f32],
+    labels: &[Vec<String>],
+    dim: usize,
+    ridge: f64,
+    values: &[&str],
+) -> Result<Vec<Vec<f32>>> {
+    const OP: &str = "probe_directions";
+    let n = labels.len();
+    if dim == 0 || train.len() != n * dim {
+        return Err(MetricsError::InputShape {
+            op: OP,
+            input: "train".to_string(),
+            len: train.len(),
+            rows: n,
+            cols: dim,
+        });
+    }
+    if let Some(p) = train.iter().position(|v| !v.is_finite()) {
+        return Err(MetricsError::NonFiniteInput {
+            op: OP,
+            input: "train".to_string(),
+            row: p / dim,
+            column: p % dim,
+        });
+    }
+    if !(ridge > 0.0 && ridge.is_finite()) {
+        return Err(MetricsError::InvalidParameter {
+            op: OP,
+            name: "ridge",
+            value: ridge,
+            expected: "a positive number",
+        });
+    }
+    let cov = covariance_factor(train, n, dim, ridge);
+    let mut out = Vec::with_capacity(values.len());
+    for v in values {
+        let pos: Vec<bool> = labels.iter().map(|l| l.iter().any(|x| x == v)).collect();
+        let np = pos.iter().filter(|&&p| p).count();
+        if np == 0 || np == n {
+            return Err(MetricsError::NoEvaluableFactor { op: OP, samples: n });
+        }
+        let (mut sp, mut sn) = (vec![0.0f64; dim], vec![0.0f64; dim]);
+        for (row, &p) in train.chunks_exact(dim).zip(&pos) {
+            let acc = if p { &mut sp } else { &mut sn };
+            for (a, &x) in acc.iter_mut().zip(row) {
+                *a += x as f64;
+            }
+        }
+        let mut w: Vec<f64> = sp
+            .iter()
+            .zip(&sn)
+            .map(|(p, q)| p / np as f64 - q / (n - np) as f64)
+            .collect();
+        cholesky_solve(&cov, dim, &mut w);
+        out.push(w.iter().map(|&x| x as f32).collect());
+    }
+    Ok(out)
+}
+
 fn cholesky_lower(a: &mut [f64], dim: usize) {
     for j in 0..dim {
         // Rows before and including j are final up to column j; rows after j are updated.
@@ -267,5 +338,29 @@ mod tests {
             (b[0] - 1.0).abs() < 1e-12 && (b[1] - 2.0).abs() < 1e-12,
             "{b:?}"
         );
+    }
+
+    #[test]
+    fn probe_directions_point_from_the_negatives_to_the_positives() {
+        // Positives sit at x = +1, negatives at x = −1; y is noise shared by both.
+        let mut train = Vec::new();
+        let mut labels = Vec::new();
+        for i in 0..40 {
+            let pos = i % 2 == 0;
+            train.push(if pos { 1.0 } else { -1.0 });
+            train.push(((i * 7) % 5) as f32 - 2.0);
+            labels.push(if pos {
+                vec!["colour=red".to_string()]
+            } else {
+                vec![]
+            });
+        }
+        let w = probe_directions(&train, &labels, 2, 1e-3, &["colour=red"]).unwrap();
+        assert!(
+            w[0][0] > 0.0 && w[0][0].abs() > 10.0 * w[0][1].abs(),
+            "{:?}",
+            w[0]
+        );
+        assert!(probe_directions(&train, &labels, 2, 1e-3, &["colour=blue"]).is_err());
     }
 }

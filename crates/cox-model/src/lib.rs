@@ -4,7 +4,8 @@
 //! (`model_type: "llava"`), memory-mapping and validating the safetensors weights in both the
 //! llava-hf hub layout and the `transformers >= 4.52` layout, the CLIP vision tower and
 //! projector, a Llama decoder whose loop it owns so that the output of any block (and of the
-//! final norm) can be captured, the LM-head matrix used to decode concept vectors, CLIP image
+//! final norm) can be captured and edited ([`edit`]: steering and ablation inside the decoder loop),
+//! the LM-head matrix used to decode concept vectors, CLIP image
 //! preprocessing, the tokenizer with the LLaVA-1.5 prompt format, greedy generation with a KV
 //! cache, resolving hub ids in the local Hugging Face cache, converting a llama.cpp GGUF Llama
 //! (weights and tokenizer metadata) into a Hugging Face `LlamaForCausalLM` directory ([`gguf`]),
@@ -50,6 +51,7 @@
 #![warn(missing_docs)]
 
 pub mod config;
+pub mod edit;
 pub mod error;
 pub mod gguf;
 pub mod hub;
@@ -65,6 +67,7 @@ pub mod vision;
 pub mod weights;
 
 pub use config::{FeatureLayer, LlavaConfig, SelectStrategy, TextConfig, VisionConfig};
+pub use edit::{AddDirection, Edit, EditPositions, ProjectOut, ResidualEdit};
 pub use error::{Error, Result};
 pub use gguf::{CausalLm, GgufLlama};
 pub use hub::resolve_model_dir;

@@ -8,6 +8,7 @@ use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::VarBuilder;
 
 use crate::config::{RopeScaling, TextConfig};
+use crate::edit::{apply_block_edits, Edit};
 use crate::error::{Error, Result};
 use crate::nn::{activate, rope, softmax_last, Linear, RmsNorm};
 
@@ -22,11 +23,17 @@ pub enum LayerSel {
     FinalNorm,
 }
 
-/// Which residual-stream points a forward pass records.
+/// Which residual-stream points a forward pass records, and which edits it applies.
+///
+/// Edits ([`Edit`]) act on a block's output inside the decoder loop, before anything reads it:
+/// a captured `Block(N)` state is the edited one, and later blocks, the LM head and the KV cache
+/// all see the edit. Without edits a pass is exactly the unedited model.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ResidualCapture {
     /// The points, in the order their states are returned.
     pub layers: Vec<LayerSel>,
+    /// Interventions, applied in order after their blocks.
+    pub edits: Vec<Edit>,
 }
 
 impl ResidualCapture {
@@ -39,7 +46,14 @@ impl ResidualCapture {
     pub fn new(layers: impl IntoIterator<Item = LayerSel>) -> Self {
         Self {
             layers: layers.into_iter().collect(),
+            edits: Vec::new(),
         }
+    }
+
+    /// The same capture with `edits` applied during the pass (steering, ablation).
+    pub fn with_edits(mut self, edits: Vec<Edit>) -> Self {
+        self.edits = edits;
+        self
     }
 
     /// Records the outputs of the given blocks.
@@ -56,6 +70,15 @@ impl ResidualCapture {
                         num_layers.saturating_sub(1)
                     )));
                 }
+            }
+        }
+        for e in &self.edits {
+            if e.block >= num_layers {
+                return Err(Error::Input(format!(
+                    "cannot edit block {}: the decoder has {num_layers} blocks (0..={})",
+                    e.block,
+                    num_layers.saturating_sub(1)
+                )));
             }
         }
         Ok(())
@@ -592,6 +615,7 @@ impl LlamaModel {
         for (i, block) in self.blocks.iter().enumerate() {
             let entry = cache.as_deref_mut().map(|c| &mut c.kvs[i]);
             x = block.forward(&x, &cos, &sin, mask.as_ref(), entry)?;
+            x = apply_block_edits(&capture.edits, i, x, offset)?;
             for (slot, sel) in captured.iter_mut().zip(&capture.layers) {
                 if *sel == LayerSel::Block(i) {
                     *slot = Some(x.clone());

@@ -174,6 +174,32 @@ pub struct ConceptReport {
     pub activations: Vec<f32>,
     /// The best-matching ground-truth factor.
     pub factor: Option<FactorMatch>,
+    /// `coxlmm steer` results for this concept (the "Steering" section of its page).
+    pub steering: Vec<SteeringRun>,
+}
+
+/// One steering experiment on a concept: what was done and captions before → after.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SteeringRun {
+    /// What was done, in words (`+4 × atom at block 2, generated positions`).
+    pub setting: String,
+    /// Share of the captions that changed, in [0, 1].
+    pub changed: f64,
+    /// The captions.
+    pub examples: Vec<SteeringExample>,
+}
+
+/// One image captioned before and after steering.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SteeringExample {
+    /// The sample id or image name.
+    pub sample_id: String,
+    /// The unsteered caption.
+    pub before: String,
+    /// The steered caption.
+    pub after: String,
 }
 
 /// Run-level plots; empty vectors and `None` are left out.

@@ -26,7 +26,7 @@ pub mod svg;
 
 pub use data::{
     Cell, ConceptReport, ExplainedConcept, ExplainedImage, FactorMatch, ImageRef, Plots,
-    ReportData, RunSettings, Table, TableRow, WordLogit,
+    ReportData, RunSettings, SteeringExample, SteeringRun, Table, TableRow, WordLogit,
 };
 pub use error::{ReportError, Result};
 pub use html::escape;

@@ -17,6 +17,8 @@ const STYLE: &str = include_str!("style.css");
 
 /// Words and logits shown in a concept page's bar chart.
 const MAX_LOGIT_BARS: usize = 30;
+/// Steered captions shown per steering experiment on a concept page.
+const MAX_STEERING_EXAMPLES: usize = 12;
 /// Histogram bins of a concept page.
 const HIST_BINS: usize = 30;
 /// Words shown on an index card.
@@ -607,6 +609,30 @@ impl Site<'_> {
                 let _ = write!(m, "<div><dt>{}</dt><dd>{}</dd></div>", escape(k), escape(v));
             }
             m.push_str("</dl>\n");
+        }
+
+        // Steering: captions before → after (`coxlmm steer`).
+        if !c.steering.is_empty() {
+            m.push_str("<section><h2>Steering</h2>\n");
+            for run in &c.steering {
+                let _ = writeln!(
+                    m,
+                    "<h3>{} <span class=\"muted\">{}% of captions changed</span></h3><table class=\"steer\"><tr><th>sample</th><th>before</th><th>after</th></tr>",
+                    escape(&run.setting),
+                    fmt_num(run.changed * 100.0, 0)
+                );
+                for e in run.examples.iter().take(MAX_STEERING_EXAMPLES) {
+                    let _ = writeln!(
+                        m,
+                        "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+                        escape(&e.sample_id),
+                        escape(&e.before),
+                        escape(&e.after)
+                    );
+                }
+                m.push_str("</table>\n");
+            }
+            m.push_str("</section>\n");
         }
 
         // Plots.

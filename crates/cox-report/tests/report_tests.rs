@@ -562,3 +562,43 @@ fn report_data_round_trips_through_json() {
     // Cells in JSON: null, {"value", "std"} or a string.
     assert!(json.contains("{\"value\":0.61,\"std\":0.09}") && json.contains("\"n/a\""));
 }
+
+#[test]
+fn steering_results_appear_escaped_on_the_concept_page() {
+    let tmp = tempfile::tempdir().unwrap();
+    let c = ConceptReport {
+        index: 3,
+        steering: vec![cox_report::SteeringRun {
+            setting: "+4 × atom at block 2, generated positions".into(),
+            changed: 0.5,
+            examples: vec![cox_report::SteeringExample {
+                sample_id: "test-000001".into(),
+                before: "a small blue circle".into(),
+                after: "a small red <circle>".into(),
+            }],
+        }],
+        ..Default::default()
+    };
+    let data = ReportData {
+        concepts: vec![c],
+        ..Default::default()
+    };
+    write_site(&data, tmp.path()).unwrap();
+    let page = std::fs::read_to_string(tmp.path().join("concept-003.html")).unwrap();
+    assert!(page.contains("<h2>Steering</h2>"));
+    assert!(page.contains("+4 × atom at block 2, generated positions"));
+    assert!(page.contains("50% of captions changed"));
+    assert!(page.contains("a small blue circle</td><td>a small red &lt;circle&gt;"));
+    // No steering, no section.
+    let data = ReportData {
+        concepts: vec![ConceptReport {
+            index: 1,
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let other = tempfile::tempdir().unwrap();
+    write_site(&data, other.path()).unwrap();
+    let page = std::fs::read_to_string(other.path().join("concept-001.html")).unwrap();
+    assert!(!page.contains("Steering"));
+}

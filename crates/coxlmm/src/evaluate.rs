@@ -99,7 +99,7 @@ impl Scorers {
 }
 
 /// Ground-truth factors per sample id, when the dataset is a synthetic-world folder.
-fn synthetic_factors(data: &str) -> Option<HashMap<String, cox_synth::SceneFactors>> {
+pub(crate) fn synthetic_factors(data: &str) -> Option<HashMap<String, cox_synth::SceneFactors>> {
     let dir = data.strip_prefix("folder:")?;
     let dir = Path::new(dir.split(',').next()?);
     if !dir.join("factors.jsonl").is_file() {
@@ -109,7 +109,7 @@ fn synthetic_factors(data: &str) -> Option<HashMap<String, cox_synth::SceneFacto
     Some(records.into_iter().map(|r| (r.id, r.factors)).collect())
 }
 
-fn labels_for(
+pub(crate) fn labels_for(
     samples: &[SampleRecord],
     factors: &HashMap<String, cox_synth::SceneFactors>,
     token: &str,

@@ -27,6 +27,7 @@
 //! # }
 //! ```
 
+pub mod causal;
 pub mod demo;
 mod error;
 pub mod evaluate;
@@ -41,6 +42,7 @@ pub mod report;
 pub mod run_folder;
 pub mod scores;
 pub mod settings;
+pub mod steer;
 
 pub use cox_decomp::Method;
 pub use error::Error;

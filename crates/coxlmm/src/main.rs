@@ -47,6 +47,11 @@ enum Cmd {
     Explain(cli::explain::Args),
     /// (Re)write a run's HTML report.
     Report(cli::report::Args),
+    /// Caption images before and after steering the model with a concept.
+    Steer(cli::steer::Args),
+    /// Causal validity of a synthetic-world run's concepts (steering success, specificity,
+    /// fluency, ablation), saved as RUN/causal.json.
+    Causal(cli::steer::CausalArgs),
 }
 
 fn main() {
@@ -87,6 +92,8 @@ fn main() {
         Cmd::Demo(a) => cli::demo::run(a),
         Cmd::Explain(a) => cli::explain::run(a),
         Cmd::Report(a) => cli::report::run(a),
+        Cmd::Steer(a) => cli::steer::run(a),
+        Cmd::Causal(a) => cli::steer::causal(a),
     };
     if let Err(e) = result {
         std::process::exit(cli::report_error(&e));

@@ -145,12 +145,14 @@ pub fn run(s: &RunSettings, folder: &RunFolder, model: &Model) -> Result<RunOutc
     // 5. Report.
     let t = step("report");
     let explanations = folder.read_explanations()?;
+    let steering = folder.read_steers()?;
     let report_index = crate::report::write(
         &folder.report(),
         &data,
         &metrics,
         &ReportExtras {
             explanations: &explanations,
+            steering: &steering,
             skipped_samples: folder.skipped(&s.train_split),
             timings: &[],
         },
@@ -170,12 +172,14 @@ pub fn rewrite_report(folder: &RunFolder) -> Result<PathBuf> {
     let data = RunData::load(folder, &s)?;
     let metrics = folder.read_metrics()?;
     let explanations = folder.read_explanations()?;
+    let steering = folder.read_steers()?;
     crate::report::write(
         &folder.report(),
         &data,
         &metrics,
         &ReportExtras {
             explanations: &explanations,
+            steering: &steering,
             skipped_samples: folder.skipped(&s.train_split),
             timings: &[],
         },

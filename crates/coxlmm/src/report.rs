@@ -8,12 +8,14 @@ use anyhow::{Context, Result};
 use cox_ground_visual::{most_activating, write_visual_grounding, SampleImage, VisualParams};
 use cox_report::{
     coactivation, Cell, ConceptReport, ExplainedConcept, ExplainedImage, FactorMatch, ImageRef,
-    Plots, ReportData, RunSettings as ReportSettings, Table, TableRow, WordLogit,
+    Plots, ReportData, RunSettings as ReportSettings, SteeringExample, SteeringRun, Table,
+    TableRow, WordLogit,
 };
 
 use crate::evaluate::{top_concepts, RunData};
 use crate::explain::Explanation;
 use crate::run_folder::concept_dictionary;
+use crate::steer::{Intervention, SteerRecord};
 use crate::{MethodMetrics, Metrics, RunFolder, SplitData};
 
 /// Concept-page images per concept.
@@ -26,10 +28,33 @@ const EXPLAIN_TOP: usize = 5;
 pub struct ReportExtras<'a> {
     /// `coxlmm explain` results.
     pub explanations: &'a [Explanation],
+    /// `coxlmm steer` results (those of the report's method appear on their concepts' pages).
+    pub steering: &'a [SteerRecord],
     /// Skipped samples of the training split, when known.
     pub skipped_samples: Option<usize>,
     /// Step timings to show after the metrics' own.
     pub timings: &'a [(String, f64)],
+}
+
+/// One `coxlmm steer` record as the concept page shows it.
+fn steering_run(r: &SteerRecord) -> SteeringRun {
+    let what = match &r.intervention {
+        Intervention::Add { alpha } => format!("{alpha:+} × {} vector", r.source.slug()),
+        Intervention::SetActivation { value } => format!("activation set to {value}"),
+    };
+    SteeringRun {
+        setting: format!("{what} at block {}, {} positions", r.block, r.positions),
+        changed: r.changed(),
+        examples: r
+            .captions
+            .iter()
+            .map(|c| SteeringExample {
+                sample_id: c.id.clone(),
+                before: c.before.clone(),
+                after: c.after.clone(),
+            })
+            .collect(),
+    }
 }
 
 fn f(v: Option<f64>) -> Cell {
@@ -112,6 +137,12 @@ pub fn write(
             top_images: imgs,
             activations: acts.iter().skip(c).step_by(k).copied().collect(),
             factor,
+            steering: extras
+                .steering
+                .iter()
+                .filter(|r| r.method == primary && r.concept == c)
+                .map(steering_run)
+                .collect(),
         });
     }
 

@@ -10,6 +10,8 @@
 //! RUN/metrics.json                the evaluation
 //! RUN/report/                     the HTML site
 //! RUN/explain/<stem>-<hash>.json  `coxlmm explain` results, one per image file
+//! RUN/steer/<method>-c<K>-….json  `coxlmm steer` results (captions before → after)
+//! RUN/causal.json                 `coxlmm causal`: causal validity on the synthetic world
 //! RUN/report/thumbs/x-<stem>-<hash>.png   their thumbnails (and those of explained test samples)
 //! ```
 //!
@@ -123,6 +125,46 @@ impl RunFolder {
     /// `coxlmm explain` results.
     pub fn explain(&self) -> PathBuf {
         self.root.join("explain")
+    }
+
+    /// `coxlmm steer` results.
+    pub fn steer(&self) -> PathBuf {
+        self.root.join("steer")
+    }
+
+    /// `coxlmm causal`'s results.
+    pub fn causal(&self) -> PathBuf {
+        self.root.join("causal.json")
+    }
+
+    /// Saves one `steer` result as `steer/<SteerRecord::file_stem>.json`.
+    pub fn write_steer(&self, r: &crate::steer::SteerRecord) -> Result<PathBuf> {
+        let path = self.steer().join(format!("{}.json", r.file_stem()));
+        write_json(&path, r)?;
+        Ok(path)
+    }
+
+    /// Every `steer/*.json`, sorted by file name.
+    pub fn read_steers(&self) -> Result<Vec<crate::steer::SteerRecord>> {
+        let d = self.steer();
+        if !d.is_dir() {
+            return Ok(Vec::new());
+        }
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&d)
+            .with_context(|| format!("cannot list {}", d.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == "json"))
+            .collect();
+        files.sort();
+        files.iter().map(|p| read_json(p, "steer")).collect()
+    }
+
+    pub fn read_causal(&self) -> Result<crate::causal::CausalReport> {
+        read_json(&self.causal(), "causal")
+    }
+
+    pub fn write_causal(&self, c: &crate::causal::CausalReport) -> Result<()> {
+        write_json(&self.causal(), c)
     }
 
     /// Creates the folder with `run.json`, or checks that the one there holds these settings.

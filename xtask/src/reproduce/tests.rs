@@ -23,6 +23,7 @@ fn protocol(setting: &str) -> Protocol {
         noise_images: 10,
         clip: None,
         quick: false,
+        causal_scenes: 0,
     }
 }
 
@@ -220,6 +221,7 @@ fn coco_without_model_or_data_fails_clearly() {
         clip: None,
         quick: false,
         work: None,
+        causal_scenes: None,
     };
     let e = coco_protocol(&a).unwrap_err().to_string();
     assert!(e.contains("needs --model"), "{e}");
@@ -254,4 +256,46 @@ fn noise_dataset_is_seeded_and_captions_name_the_token() {
     let distinct: std::collections::HashSet<u8> = px.as_raw().iter().copied().collect();
     assert!(distinct.len() > 200, "noise should use most byte values");
     std::fs::remove_dir_all(&base).unwrap();
+}
+
+#[test]
+fn causal_table_rows_from_causal_reports() {
+    use coxlmm::causal::{AblationRow, CausalOptions, CausalReport, CausalRow};
+    let mut r = results();
+    assert!(causal_table(&r).starts_with("Not measured"));
+    r.tokens.get_mut("circle").unwrap().causal = Some(CausalReport {
+        format: "coxlmm-causal".into(),
+        token: "circle".into(),
+        block: 2,
+        options: CausalOptions::default(),
+        scale: 37.2,
+        factors: Vec::new(),
+        summary: vec![CausalRow {
+            direction: "probe".into(),
+            alpha: 4.0,
+            factors: 19,
+            success: 0.25,
+            specificity: 0.5,
+            fluency: 0.75,
+        }],
+        ablation: vec![AblationRow {
+            method: "Semi-NMF".into(),
+            factors: 19,
+            token_before: 0.999,
+            token_after: 0.87,
+            word_before: 0.99,
+            word_after: 0.98,
+        }],
+    });
+    let t = causal_table(&r);
+    assert_eq!(
+        row(&t, "| circle | probe"),
+        "| circle | probe | 19 | n/a | n/a | n/a | 0.250 / 0.500 / 0.750 |"
+    );
+    assert_eq!(
+        row(&t, "| circle | Semi-NMF"),
+        "| circle | Semi-NMF | 19 | 0.999 → 0.870 | 0.990 → 0.980 |"
+    );
+    assert!(t.contains("| Token | Direction | factor values | α = 0.5 | α = 1 | α = 2 | α = 4 |"));
+    assert!(render(&r).contains("## Causal validity"));
 }

@@ -221,6 +221,7 @@ impl QwenDecoder {
         for (i, block) in self.blocks.iter().enumerate() {
             let entry = cache.as_mut().map(|c| &mut c.kvs[i]);
             x = block.forward(&x, &cos, &sin, mask.as_ref(), entry)?;
+            x = crate::edit::apply_block_edits(&capture.edits, i, x, past)?;
             for (slot, sel) in captured.iter_mut().zip(&capture.layers) {
                 if *sel == LayerSel::Block(i) {
                     *slot = Some(x.clone());

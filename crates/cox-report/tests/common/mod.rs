@@ -107,6 +107,7 @@ pub fn report(k: usize, images: &[PathBuf], explained: usize) -> ReportData {
                     factor: format!("colour={}", WORDS[c % 7]),
                     auc: 0.9 + c as f64 / 1000.0,
                 }),
+                steering: Vec::new(),
             }
         })
         .collect();

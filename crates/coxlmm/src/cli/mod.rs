@@ -19,6 +19,7 @@ pub mod extract;
 pub mod learn;
 pub mod report;
 pub mod run;
+pub mod steer;
 
 /// `--method` / `--methods`: the decompositions, a closed set (`--help` lists them).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
