@@ -51,9 +51,11 @@
 
 pub mod config;
 pub mod error;
+pub mod generation;
 pub mod gguf;
 pub mod hub;
 pub mod llama;
+pub mod lmm;
 pub mod model;
 pub mod nn;
 pub mod processor;
@@ -66,12 +68,14 @@ pub mod weights;
 
 pub use config::{FeatureLayer, LlavaConfig, SelectStrategy, TextConfig, VisionConfig};
 pub use error::{Error, Result};
+pub use generation::{read_generation_config, GenerationDefaults};
 pub use gguf::{CausalLm, GgufLlama};
 pub use hub::resolve_model_dir;
 pub use llama::{KvCache, LayerSel, LlamaModel, LmOutput, Logits, ResidualCapture};
+pub use lmm::{ImageFeatures, Lmm, Pixels, SUPPORTED_MODEL_TYPES};
 pub use model::{
     GenerateParams, GenerateTimings, Generation, GenerationOutput, Llava, LlavaModel, LoadOptions,
-    PreparedInput,
+    MropePositions, PreparedInput,
 };
 pub use processor::{ImageProcessor, ImageProcessorConfig};
 pub use tokenizer::LlavaTokenizer;

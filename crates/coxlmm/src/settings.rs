@@ -32,7 +32,8 @@ pub mod defaults {
 /// What a run computes; see the field docs for the meaning of each setting.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct RunSettings {
-    /// A LLaVA-1.5 checkpoint directory or a hub id in the local Hugging Face cache.
+    /// A checkpoint directory of a supported architecture (LLaVA-1.5, Qwen2-VL, Qwen2.5-VL; see
+    /// `docs/models.md`) or a hub id in the local Hugging Face cache.
     pub model: String,
     /// The dataset: `coco:DIR` or `folder:DIR` (see `docs/formats.md`).
     pub data: String,
@@ -81,6 +82,11 @@ pub struct RunSettings {
     /// split like the methods' (`references.*_noise_imgs` in `metrics.json`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub noise_dict: Option<PathBuf>,
+    /// transformers' repetition penalty for greedy generation (`None`: the checkpoint's
+    /// `generation_config.json` value, 1 when absent; 1 turns it off). Absent from `run.json`
+    /// when not chosen, so folders written before the option keep their settings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repetition_penalty: Option<f32>,
 }
 
 impl RunSettings {
@@ -114,6 +120,7 @@ impl RunSettings {
             explain: defaults::EXPLAIN,
             capture: None,
             noise_dict: None,
+            repetition_penalty: None,
         }
     }
 
