@@ -15,8 +15,9 @@ use cox_model::{LayerSel, Lmm, LoadOptions, ResidualCapture};
 mod common;
 use common::{coxlmm, text};
 
-const PROMPT: &str = "Describe this image.";
-const MAX_NEW: usize = 8;
+/// The instruction `extract` (by default), `run` and `explain` give with the image.
+const PROMPT: &str = coxlmm::extract::DEFAULT_PROMPT;
+const MAX_NEW: usize = 12;
 /// Image sizes: ordinary, portrait, square, wide, and one below the 28-px patch block.
 const SIZES: [(u32, u32); 6] = [(40, 30), (30, 40), (33, 33), (64, 24), (12, 10), (45, 36)];
 const TRAIN: usize = 4;
@@ -48,9 +49,9 @@ fn fixture(arch: QwenArch) -> Fixture {
             p
         })
         .collect();
-    // The first seed whose model generates one word for at least four images (a fixed search,
-    // so the test is deterministic).
-    let (token, seed) = (0..20u64)
+    // The first seed whose model generates one word for at least three of the four train images
+    // (a fixed search, so the test is deterministic).
+    let (token, seed) = (0..40u64)
         .find_map(|seed| {
             write_tiny_qwen(
                 &model,
@@ -60,7 +61,7 @@ fn fixture(arch: QwenArch) -> Fixture {
                 seed,
             )
             .unwrap();
-            common_word(&model, &images).map(|w| (w, seed))
+            common_word(&model, &images[..TRAIN]).map(|w| (w, seed))
         })
         .expect("a seed whose tiny model generates a word");
     eprintln!("{arch:?}: seed {seed}, token {token:?}");
@@ -81,7 +82,7 @@ fn fixture(arch: QwenArch) -> Fixture {
     }
 }
 
-/// A word (a multi-letter vocabulary piece) generated for at least four of the images with the
+/// A word (a multi-letter vocabulary piece) generated for all but one of `images` with the
 /// checkpoint's defaults, as `coxlmm extract` generates.
 fn common_word(model: &Path, images: &[PathBuf]) -> Option<String> {
     let lmm = Lmm::load(model.to_str().unwrap(), &LoadOptions::default()).unwrap();
@@ -101,7 +102,7 @@ fn common_word(model: &Path, images: &[PathBuf]) -> Option<String> {
     words.dedup();
     words.into_iter().find(|w| {
         TokenOfInterest::new(tok, w)
-            .is_ok_and(|t| gens.iter().filter(|g| t.find(g).is_some()).count() >= 4)
+            .is_ok_and(|t| gens.iter().filter(|g| t.find(g).is_some()).count() + 1 >= gens.len())
     })
 }
 
@@ -119,10 +120,8 @@ fn extract(f: &Fixture, out: &Path, extra: &[&str]) -> std::process::Output {
         &f.token,
         "--layer",
         "1,norm",
-        "--prompt",
-        PROMPT,
         "--max-new-tokens",
-        "8",
+        "12",
         "--dtype",
         "f32",
         "--out",
@@ -136,6 +135,7 @@ fn settings(store: &Path) -> serde_json::Map<String, serde_json::Value> {
     cox_store::read_run(store, Some("norm"))
         .unwrap()
         .manifest
+        .spec
         .settings
 }
 
@@ -216,7 +216,7 @@ fn check_architecture(arch: QwenArch, model_type: &str) {
         "--explain",
         "1",
         "--max-new-tokens",
-        "8",
+        "12",
         "--out",
         out.to_str().unwrap(),
     ]);
