@@ -150,6 +150,14 @@ impl RunSettings {
                 ),
             });
         }
+        if let Some(p) = self.repetition_penalty {
+            if !(p.is_finite() && p > 0.0) {
+                return Err(Error::Setting {
+                    name: "repetition_penalty",
+                    why: format!("the repetition penalty must be a positive number, got {p}"),
+                });
+            }
+        }
         Ok(())
     }
 
@@ -222,8 +230,24 @@ mod tests {
         let v = serde_json::to_value(&s).unwrap();
         assert_eq!(v["methods"], "snmf,pca,kmeans,simple");
         assert!(v.get("noise_dict").is_none());
+        // Absent unless chosen, so run folders written before the option keep their settings.
+        assert!(v.get("repetition_penalty").is_none());
         let back: RunSettings = serde_json::from_value(v).unwrap();
         assert_eq!(back, s);
+    }
+
+    #[test]
+    fn a_non_positive_repetition_penalty_is_refused_before_anything_runs() {
+        let mut s = RunSettings::new("m", "folder:d", "dog", "31");
+        s.repetition_penalty = Some(1.05);
+        assert!(s.check().is_ok());
+        let v = serde_json::to_value(&s).unwrap();
+        assert_eq!(v["repetition_penalty"].as_f64(), Some(1.05f32 as f64));
+        for bad in [0.0, -1.0, f32::NAN] {
+            s.repetition_penalty = Some(bad);
+            let e = s.check().unwrap_err().to_string();
+            assert!(e.contains("repetition"), "{e}");
+        }
     }
 
     #[test]
