@@ -111,7 +111,9 @@ fn steering_a_demo_run_changes_captions_and_reaches_the_report() {
         assert!(steer_file(&out, file)["vector_norm"].as_f64().unwrap() > 0.0);
     }
     let atom8 = steer_file(&out, "snmf-c0-atom-a8-all.json");
-    let dict = cox_store::read_dictionary::<coxlmm::learn::FitRecord>(&out.join("dict/snmf.safetensors")).unwrap();
+    let dict =
+        cox_store::read_dictionary::<coxlmm::learn::FitRecord>(&out.join("dict/snmf.safetensors"))
+            .unwrap();
     let acts = &dict.activations.data;
     let k = dict.concepts.rows;
     let pos: Vec<f64> = acts

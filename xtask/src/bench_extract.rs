@@ -14,8 +14,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use cox_hook::{select_generation, GtFilter, SelectOptions, TokenOfInterest};
+use cox_model::qwen2_vl::testing::{write_tiny_qwen, TinyQwenConfig};
+use cox_model::qwen2_vl::{QwenArch, QwenLayout};
 use cox_model::testing::{write_tiny_llava, TinyConfig};
-use cox_model::{Llava, LoadOptions, ResidualCapture};
+use cox_model::{GenerateParams, Lmm, LoadOptions, ResidualCapture};
 use cox_synth::{generate_split, Split, SynthConfig};
 use serde::Deserialize;
 
@@ -124,28 +126,40 @@ struct HookRow {
     ratio: f64,
 }
 
-fn llava(dir: &Path, ignore_eos: bool) -> Result<Llava> {
-    let mut l = Llava::load(dir.to_str().context("utf-8 path")?, &LoadOptions::default())?;
+fn load(dir: &Path) -> Result<Lmm> {
+    Ok(Lmm::load(
+        dir.to_str().context("utf-8 path")?,
+        &LoadOptions::default(),
+    )?)
+}
+
+/// The settings `coxlmm extract` generates with: the checkpoint's defaults, without EOS under
+/// `--ignore-eos`.
+fn params(l: &Lmm, max_new: usize, capture: &ResidualCapture, ignore_eos: bool) -> GenerateParams {
+    let mut p = l.default_params(max_new, capture);
     if ignore_eos {
-        l.tokenizer.eos_token_ids.clear();
+        p.eos_token_ids.clear();
     }
-    Ok(l)
+    p
 }
 
 /// A word the (random) model generates for the first image, usable as the token of interest, so
 /// the benchmark's hook keeps rows.
-fn generated_word(l: &Llava, image: &Path, max_new: usize) -> Result<String> {
-    let g = l.caption(image, PROMPT, max_new)?;
-    let tok = l.tokenizer.inner();
+fn generated_word(l: &Lmm, image: &Path, max_new: usize) -> Result<String> {
+    let px = l.load_pixels(image)?;
+    let input = l.prepare(PROMPT, Some(&px))?;
+    let g = l.generate(&input, &params(l, max_new, &ResidualCapture::none(), true))?;
+    let tok = l.tokenizer();
     g.generated_ids
         .iter()
         .filter_map(|&id| tok.id_to_token(id))
+        .map(|w| w.trim_start_matches('Ġ').to_string())
         .find(|w| {
             w.len() > 1
                 && w.chars().all(|c| c.is_ascii_alphanumeric())
-                && TokenOfInterest::new(tok, w).is_ok()
+                && TokenOfInterest::new(tok, w).is_ok_and(|t| t.find(&g.generated_ids).is_some())
         })
-        .context("the mid checkpoint generated no word for the first image")
+        .context("the random checkpoint generated no word for the first image")
 }
 
 /// coxlmm's default instruction (docs/method.md §2).
@@ -203,11 +217,21 @@ fn extract(cli: &Path, case: &Case, data: &Path, batch: usize, work: &Path) -> R
 /// Generation with nothing recorded against generation recording `case.layer` plus the hook's
 /// row selection, alternating A B B A per image so drift in the machine's load hits both alike.
 fn hook_overhead(case: &Case, images: &[PathBuf], reps: usize) -> Result<HookRow> {
-    let l = llava(&case.model, case.ignore_eos)?;
+    let l = load(&case.model)?;
     let layers = cox_hook::parse_layers(&case.layer)?;
-    let capture = ResidualCapture::new(layers.iter().copied());
-    let none = ResidualCapture::none();
-    let toi = TokenOfInterest::new(l.tokenizer.inner(), &case.token)?;
+    let capture = params(
+        &l,
+        case.max_new_tokens,
+        &ResidualCapture::new(layers.iter().copied()),
+        case.ignore_eos,
+    );
+    let none = params(
+        &l,
+        case.max_new_tokens,
+        &ResidualCapture::none(),
+        case.ignore_eos,
+    );
+    let toi = TokenOfInterest::new(l.tokenizer(), &case.token)?;
     let opts = SelectOptions {
         gt: GtFilter::None,
         ..SelectOptions::default()
@@ -220,7 +244,7 @@ fn hook_overhead(case: &Case, images: &[PathBuf], reps: usize) -> Result<HookRow
         })
         .collect::<cox_model::Result<Vec<_>>>()?;
     // Warm-up (allocator, caches).
-    l.generate(&inputs[0], case.max_new_tokens, &capture)?;
+    l.generate(&inputs[0], &capture)?;
     // Each run of one variant is paired with the adjacent run of the other (A B | B A), and the
     // overhead is the median of the pairs' ratios: the machine is shared, and a burst of
     // interference then spoils one pair instead of a variant's sum.
@@ -233,12 +257,12 @@ fn hook_overhead(case: &Case, images: &[PathBuf], reps: usize) -> Result<HookRow
             for hook in [false, true, true, false] {
                 let t = Instant::now();
                 if hook {
-                    let g = l.generate(input, case.max_new_tokens, &capture)?;
+                    let g = l.generate(input, &capture)?;
                     select_generation(&toi, &[], &g, &opts)?;
                     pair[1] = t.elapsed();
                     tokens.1 = g.generated_ids.len();
                 } else {
-                    let g = l.generate(input, case.max_new_tokens, &none)?;
+                    let g = l.generate(input, &none)?;
                     pair[0] = t.elapsed();
                     tokens.0 = g.generated_ids.len();
                 }
@@ -319,7 +343,19 @@ pub fn run(a: Args) -> Result<()> {
 
     let mid_dir = work.join("mid-model");
     write_tiny_llava(&mid_dir, &TinyConfig::mid(), 0)?;
-    let mid_token = generated_word(&llava(&mid_dir, true)?, &images[0], a.mid_tokens)?;
+    let mid_token = generated_word(&load(&mid_dir)?, &images[0], a.mid_tokens)?;
+    let qwen_dir = work.join("qwen2-vl-mid-model");
+    write_tiny_qwen(
+        &qwen_dir,
+        &TinyQwenConfig::mid(QwenArch::Qwen2Vl),
+        QwenLayout::Hub,
+        candle_core::DType::F32,
+        0,
+    )?;
+    // The mid Qwen checkpoint's vocabulary is wider than its tokenizer, so it may generate no
+    // word; the hook then keeps no row, which does not change the time of anything measured.
+    let qwen_token = generated_word(&load(&qwen_dir)?, &images[0], a.mid_tokens)
+        .unwrap_or_else(|_| "image".into());
     let cases = [
         Case {
             name: "tiny-llava-synth",
@@ -339,6 +375,15 @@ pub fn run(a: Args) -> Result<()> {
             max_new_tokens: a.mid_tokens,
             ignore_eos: true,
         },
+        Case {
+            name: "qwen2-vl mid (random)",
+            model: qwen_dir.clone(),
+            token: qwen_token,
+            layer: "4".into(),
+            images: a.mid_images,
+            max_new_tokens: a.mid_tokens,
+            ignore_eos: true,
+        },
     ];
 
     let mut runs: Vec<(&Case, Timings)> = Vec::new();
@@ -348,7 +393,7 @@ pub fn run(a: Args) -> Result<()> {
             let tm = extract(&cli, case, &data, batch, &work)?;
             runs.push((case, tm));
         }
-        let n_hook = if case.name.starts_with("mid") {
+        let n_hook = if case.name.contains("mid") {
             (a.hook_images / 4).max(1)
         } else {
             a.hook_images
@@ -404,6 +449,17 @@ fn render(
              blocks, ~8k vocabulary), a LLaVA-like shape where the language model dominates; \
              random weights never emit EOS, so every caption is {} tokens (`--ignore-eos`); \
              token `{}` (a word it generates), layer {}.\n\n",
+            c.max_new_tokens, c.token, c.layer
+        ));
+    }
+    if let Some((c, _)) = runs.iter().find(|(c, _)| c.name.starts_with("qwen2-vl")) {
+        md.push_str(&format!(
+            "- **qwen2-vl mid (random)**: `cox_model::qwen2_vl::testing`'s mid Qwen2-VL \
+             checkpoint (vision 8 × 256 with the 2×2 merger; Qwen2 decoder width 512 × 8 blocks, \
+             M-RoPE; 4096-row vocabulary), each scene resized by `smart_resize` to multiples of \
+             28 px (one image token per 28 × 28 block); the checkpoint's repetition penalty \
+             1.05 applies; \
+             every caption is {} tokens (`--ignore-eos`); token `{}`, layer {}.\n\n",
             c.max_new_tokens, c.token, c.layer
         ));
     }

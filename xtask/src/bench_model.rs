@@ -1,15 +1,21 @@
-//! `cargo xtask bench-model`: cox-model on random tiny and mid-size LLaVA checkpoints — vision
-//! ms/image, prefill and decode tokens/s, peak RSS — and the memory a model needs for each stored
-//! and compute dtype (peak RSS over the weights, each case in its own process), written to the
-//! `## cox-model` section of `docs/benchmarks.md`.
+//! `cargo xtask bench-model`: cox-model on random tiny and mid-size LLaVA checkpoints and a
+//! mid-size Qwen2-VL one — vision ms/image, prefill and decode tokens/s, peak RSS — and the
+//! memory a model needs for each stored and compute dtype (peak RSS over the weights, each case in
+//! its own process), written to the `## cox-model` section of `docs/benchmarks.md`. With
+//! `--python PY` (a Python with torch and transformers 5) it also captions the same images with
+//! cox-model and with transformers (`xtask/py/bench_qwen2_vl.py`) on the mid Qwen2-VL checkpoint
+//! with the same thread count, written to `## Qwen2-VL against transformers`; `--qwen-only` runs
+//! just that comparison.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result};
 use candle_core::{DType, Device, Tensor};
+use cox_model::qwen2_vl::testing::{write_tiny_qwen, TinyQwenConfig};
+use cox_model::qwen2_vl::{QwenArch, QwenLayout};
 use cox_model::testing::write_tiny_llava;
-use cox_model::{Llava, LoadOptions, Logits, ResidualCapture};
+use cox_model::{GenerateTimings, Llava, Lmm, LoadOptions, Logits, ResidualCapture};
 
 use crate::tiny_llava::Size;
 
@@ -30,6 +36,19 @@ pub struct Args {
     /// Internal: run one memory case in this process (`DIR,COMPUTE_DTYPE`) and print its JSON.
     #[arg(long, hide = true)]
     mem_case: Option<String>,
+    /// A Python with torch and transformers 5: also caption the same images with transformers'
+    /// Qwen2-VL on the mid Qwen2-VL checkpoint and report the images/s ratio.
+    #[arg(long)]
+    python: Option<PathBuf>,
+    /// Only the Qwen2-VL comparison against transformers (needs --python).
+    #[arg(long)]
+    qwen_only: bool,
+    /// Images captioned in the comparison (after one warm-up image).
+    #[arg(long, default_value_t = 8)]
+    compare_images: usize,
+    /// Generated tokens per image in the comparison.
+    #[arg(long, default_value_t = 16)]
+    compare_tokens: usize,
 }
 
 struct Row {
@@ -131,6 +150,173 @@ fn bench(size: Size, name: &'static str, a: &Args, dir: &Path) -> Result<Row> {
         decode_tps: median(decode),
         rss_mib: vm_hwm_mib(),
     })
+}
+
+/// The mid Qwen2-VL row: the same measurements through the architecture-independent interface
+/// (prefill and decode from [`GenerateTimings`] of greedy generations without EOS or penalty).
+fn bench_qwen(a: &Args, dir: &Path) -> Result<Row> {
+    write_tiny_qwen(
+        dir,
+        &TinyQwenConfig::mid(QwenArch::Qwen2Vl),
+        QwenLayout::Hub,
+        DType::F32,
+        0,
+    )?;
+    let params = cox_model::Checkpoint::open_any(dir)?.num_elements() as usize;
+    let t = Instant::now();
+    let lmm = Lmm::load(dir.to_str().context("utf-8 path")?, &LoadOptions::default())?;
+    let load_s = t.elapsed().as_secs_f64();
+    // 224 × 224 stays 224 × 224 under smart_resize: 16 × 16 patches, 64 image tokens.
+    let img = image::DynamicImage::ImageRgb8(image::RgbImage::from_fn(224, 224, |x, y| {
+        image::Rgb([(x % 251) as u8, (y % 241) as u8, ((x * y) % 239) as u8])
+    }));
+    let px = lmm.preprocess(&img)?;
+    lmm.encode_images(std::slice::from_ref(&px))?; // warm-up
+    let vision_ms = median(
+        (0..a.reps)
+            .map(|_| {
+                let t = Instant::now();
+                lmm.encode_images(std::slice::from_ref(&px))
+                    .map(|_| t.elapsed().as_secs_f64() * 1e3)
+            })
+            .collect::<cox_model::Result<Vec<_>>>()?,
+    );
+    let input = lmm.prepare("describe this image in detail , please .", Some(&px))?;
+    let mut gp = lmm.default_params(a.decode_tokens + 1, &ResidualCapture::none());
+    gp.eos_token_ids.clear();
+    gp.repetition_penalty = 1.0;
+    let mut prefill = Vec::new();
+    let mut decode = Vec::new();
+    for _ in 0..a.reps.max(1) {
+        let mut tm = GenerateTimings::default();
+        lmm.generate_timed(&input, &gp, &mut tm)?;
+        prefill.push(input.ids.len() as f64 / tm.prefill.as_secs_f64());
+        decode.push(tm.decode_steps as f64 / tm.decode.as_secs_f64());
+    }
+    Ok(Row {
+        size: "qwen2-vl mid",
+        params_m: params as f64 / 1e6,
+        load_s,
+        vision_ms,
+        prompt_len: input.ids.len(),
+        prefill_tps: median(prefill),
+        decode_tps: median(decode),
+        rss_mib: vm_hwm_mib(),
+    })
+}
+
+/// The comparison: images/s of cox-model and of transformers captioning the same images (one
+/// warm-up image, then `compare_images` timed) with `compare_tokens` greedy tokens each, no EOS,
+/// no repetition penalty, the same thread count.
+fn compare_transformers(a: &Args, python: &Path, work: &Path) -> Result<String> {
+    let dir = work.join("qwen2-vl-mid-compare");
+    write_tiny_qwen(
+        &dir,
+        &TinyQwenConfig::mid(QwenArch::Qwen2Vl),
+        QwenLayout::Hub,
+        DType::F32,
+        0,
+    )?;
+    // Photographs' sizes vary; these cover square, landscape and portrait at up to max_pixels.
+    let sizes = [
+        (224u32, 224u32),
+        (320, 240),
+        (240, 320),
+        (400, 300),
+        (180, 260),
+    ];
+    let images: Vec<PathBuf> = (0..=a.compare_images)
+        .map(|i| -> Result<PathBuf> {
+            let (w, h) = sizes[i % sizes.len()];
+            let p = work.join(format!("compare-{i}.png"));
+            image::RgbImage::from_fn(w, h, |x, y| {
+                image::Rgb([
+                    ((x * 3 + i as u32 * 17) % 256) as u8,
+                    ((y * 5) % 256) as u8,
+                    ((x ^ y) % 256) as u8,
+                ])
+            })
+            .save(&p)?;
+            Ok(p)
+        })
+        .collect::<Result<_>>()?;
+    let threads = std::env::var("RAYON_NUM_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        });
+    let prompt = "Describe this image.";
+    let load_start = crate::load_avg();
+    // cox-model, in this process.
+    let lmm = Lmm::load(dir.to_str().context("utf-8 path")?, &LoadOptions::default())?;
+    let mut gp = lmm.default_params(a.compare_tokens, &ResidualCapture::none());
+    gp.eos_token_ids.clear();
+    gp.repetition_penalty = 1.0;
+    let caption = |p: &Path| -> Result<usize> {
+        let px = lmm.load_pixels(p)?;
+        let input = lmm.prepare(prompt, Some(&px))?;
+        Ok(lmm.generate(&input, &gp)?.generated_ids.len())
+    };
+    caption(&images[0])?;
+    let t = Instant::now();
+    for p in &images[1..] {
+        anyhow::ensure!(caption(p)? == a.compare_tokens, "short caption");
+    }
+    let rust_ips = a.compare_images as f64 / t.elapsed().as_secs_f64();
+    // transformers, in its own process.
+    let script = crate::workspace_root().join("xtask/py/bench_qwen2_vl.py");
+    let out = std::process::Command::new(python)
+        .arg(&script)
+        .arg(&dir)
+        .arg(threads.to_string())
+        .arg(a.compare_tokens.to_string())
+        .arg(prompt)
+        .args(&images)
+        .output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "{} failed: {}",
+        script.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(
+        out.stdout
+            .split(|&b| b == b'\n')
+            .rfind(|l| l.starts_with(b"{"))
+            .context("no JSON from the transformers script")?,
+    )?;
+    let py_ips = v["images_per_s"].as_f64().context("images_per_s")?;
+    let load_end = crate::load_avg();
+    eprintln!(
+        "qwen2-vl mid: cox-model {rust_ips:.2} images/s, transformers {py_ips:.2} images/s, \
+         ratio {:.2}",
+        rust_ips / py_ips
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut md = String::from("## Qwen2-VL against transformers\n\n");
+    md.push_str(&format!(
+        "`cargo xtask bench-model --qwen-only --python PY`: the mid random Qwen2-VL checkpoint \
+         of `cox_model::qwen2_vl::testing` (vision 8 × 256 + 2×2 merger, Qwen2 decoder width 512 \
+         × 8 blocks, 4096-row vocabulary; f32, CPU), {n} synthetic images of 224 × 224 to 400 × \
+         300 px (after one warm-up image), each captioned from the file: decoding, \
+         `smart_resize` and patches, the chat template, vision tower, prefill and {k} greedy \
+         tokens (no EOS, no repetition penalty). Both sides use {threads} thread(s): candle's \
+         pool in this process, `torch.set_num_threads` in `xtask/py/bench_qwen2_vl.py` \
+         (transformers {tv}, torch {torch}). Load average (1, 5, 15 min) {load_start} at the \
+         start and {load_end} at the end: the machine is shared, so both figures include other \
+         processes' interference.\n\n\
+         | | images/s |\n|---|---|\n| cox-model | {rust_ips:.2} |\n| transformers | {py_ips:.2} |\n\
+         | ratio (cox-model / transformers) | {ratio:.2} |\n\n",
+        n = a.compare_images,
+        k = a.compare_tokens,
+        tv = v["transformers"].as_str().unwrap_or("?"),
+        torch = v["torch"].as_str().unwrap_or("?"),
+        ratio = rust_ips / py_ips,
+    ));
+    Ok(md)
 }
 
 fn vm_rss_kib() -> f64 {
@@ -315,6 +501,20 @@ pub fn run(a: Args) -> Result<()> {
         .unwrap_or("?")
         .to_string();
     let work = tempfile_dir()?;
+    let comparison = match &a.python {
+        Some(py) => Some(compare_transformers(&a, py, &work)?),
+        None if a.qwen_only => anyhow::bail!("--qwen-only needs --python"),
+        None => None,
+    };
+    if let (Some(md), true) = (&comparison, a.qwen_only) {
+        println!("{md}");
+        if !a.no_write {
+            let path = crate::workspace_root().join("docs/benchmarks.md");
+            write_section(&path, "## Qwen2-VL against transformers", md)?;
+            println!("updated {}", path.display());
+        }
+        return Ok(());
+    }
     let mut rows = Vec::new();
     for (size, name) in [(Size::Tiny, "tiny"), (Size::Mid, "mid")] {
         let dir = work.join(name);
@@ -325,6 +525,12 @@ pub fn run(a: Args) -> Result<()> {
         );
         rows.push(row);
     }
+    let row = bench_qwen(&a, &work.join("qwen2-vl-mid"))?;
+    eprintln!(
+        "qwen2-vl mid: vision {:.2} ms/image, prefill {:.0} tok/s, decode {:.1} tok/s",
+        row.vision_ms, row.prefill_tps, row.decode_tps
+    );
+    rows.push(row);
     let mem = memory(&a, &work)?;
     let _ = std::fs::remove_dir_all(&work);
     let threads = std::thread::available_parallelism()
@@ -357,7 +563,10 @@ pub fn run(a: Args) -> Result<()> {
     md.push_str(
         "\ntiny: vision 32 px, patch 8, width 32, 2 layers; text width 64, 3 blocks, 4/2 heads. \
          mid: vision 224 px, patch 14, width 256, 6 layers; text width 512, 6 blocks, 8/4 heads, \
-         ~8k vocabulary. For scale, LLaVA-1.5-7B is ~7,000 M parameters.\n",
+         ~8k vocabulary. qwen2-vl mid: vision 8 blocks × 256 wide + 2×2 merger on a 224 × 224 \
+         image (64 image tokens), Qwen2 decoder width 512 × 8 blocks, 8/2 heads, M-RoPE, 4096-row \
+         vocabulary; its prefill and decode come from `GenerateTimings` of the shared greedy loop \
+         (`Lmm::generate_timed`). For scale, LLaVA-1.5-7B is ~7,000 M parameters.\n",
     );
     md.push_str(&format!(
         "\n### Memory\n\nThe mid and large checkpoints written in each dtype and loaded in a fresh process per case (after a \
@@ -393,6 +602,9 @@ pub fn run(a: Args) -> Result<()> {
     if !a.no_write {
         let path = crate::workspace_root().join("docs/benchmarks.md");
         write_section(&path, "## cox-model", &md)?;
+        if let Some(c) = &comparison {
+            write_section(&path, "## Qwen2-VL against transformers", c)?;
+        }
         println!("updated {}", path.display());
     }
     Ok(())

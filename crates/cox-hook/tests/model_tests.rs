@@ -119,7 +119,7 @@ fn check_word(
     let id_t = Tensor::new(ids.as_slice(), &device)?.unsqueeze(0)?;
     let feats = llava.model.encode_images(pixels)?;
     let embeds = llava.model.embed_multimodal(&id_t, Some(&feats))?;
-    let full = PreparedInput { ids, embeds };
+    let full = PreparedInput::new(ids, embeds);
     let out = llava.forward(&full, capture, Logits::All)?;
     for (k, captured) in out.captured.iter().enumerate() {
         let want: Vec<f32> = captured.i((0, rec.position))?.to_vec1()?;

@@ -570,6 +570,7 @@ impl LlavaConfig {
             return Err(Error::UnsupportedModelType {
                 model_type: model_type.to_string(),
                 path: label(),
+                supported: "llava".into(),
             });
         }
         let has_seq_len = value.get("image_seq_length").is_some();

@@ -37,13 +37,15 @@ pub enum Error {
         msg: String,
     },
 
-    /// `config.json` names a model type other than `llava`.
-    #[error("unsupported model_type {model_type:?} in {path} (only \"llava\" checkpoints are supported)")]
+    /// `config.json` names a model type the loader does not support.
+    #[error("unsupported model_type {model_type:?} in {path} (supported: {supported})")]
     UnsupportedModelType {
         /// The `model_type` found.
         model_type: String,
         /// The configuration file.
         path: PathBuf,
+        /// The `model_type`s the loader accepts, comma-separated.
+        supported: String,
     },
 
     /// A model directory lacks a required file.

@@ -674,6 +674,7 @@ impl CausalLm {
             return Err(Error::UnsupportedModelType {
                 model_type: model_type.to_string(),
                 path: cfg_path,
+                supported: "llama".into(),
             });
         }
         // transformers 5 nests RoPE settings in `rope_parameters`; lift its theta when the

@@ -1,4 +1,5 @@
-//! Loading and running LLaVA-1.5-format checkpoints with the residual stream exposed.
+//! Loading and running multimodal checkpoints (LLaVA-1.5, Qwen2-VL, Qwen2.5-VL) with the residual
+//! stream exposed.
 //!
 //! `cox-model` owns everything between a checkpoint on disk and tensors: parsing `config.json`
 //! (`model_type: "llava"`), memory-mapping and validating the safetensors weights in both the
@@ -16,12 +17,16 @@
 //! The [`qwen2_vl`] module adds Qwen2-VL and Qwen2.5-VL checkpoints built from the same parts
 //! ([`qwen2_vl::Qwen2Vl`]: the vision transformer and merger, the Qwen2 decoder with multimodal
 //! rotary positions, transformers' image processor and the checkpoint's Jinja chat template).
+//! [`Lmm`] is the one interface over the architectures: [`Lmm::load`] picks the implementation
+//! by `config.json`'s `model_type`, and preprocessing, prompts, forward passes, greedy generation
+//! (one loop for every decoder, [`generation`]) and the LM head go through it.
 //!
 //! It must never: know about datasets, decide which token's state to record (that is the hook
 //! crate's job — this crate returns whole `[positions, hidden]` states), talk to the network,
 //! or parse command lines.
 //!
-//! Entry points: [`Llava::load`] (model + tokenizer + processor from a directory or hub id),
+//! Entry points: [`Lmm::load`] (any supported architecture), [`Llava::load`] (model + tokenizer +
+//! processor from a directory or hub id),
 //! [`Llava::prepare`] and [`Llava::generate`] / [`Llava::forward`] with a
 //! [`ResidualCapture`], [`LlavaModel::lm_head`], and [`testing::write_tiny_llava`].
 //!
@@ -53,9 +58,11 @@
 pub mod config;
 pub mod edit;
 pub mod error;
+pub mod generation;
 pub mod gguf;
 pub mod hub;
 pub mod llama;
+pub mod lmm;
 pub mod model;
 pub mod nn;
 pub mod processor;
@@ -69,12 +76,14 @@ pub mod weights;
 pub use config::{FeatureLayer, LlavaConfig, SelectStrategy, TextConfig, VisionConfig};
 pub use edit::{AddDirection, Edit, EditPositions, ProjectOut, ResidualEdit};
 pub use error::{Error, Result};
+pub use generation::{read_generation_config, GenerationDefaults};
 pub use gguf::{CausalLm, GgufLlama};
 pub use hub::resolve_model_dir;
 pub use llama::{KvCache, LayerSel, LlamaModel, LmOutput, Logits, ResidualCapture};
+pub use lmm::{ImageFeatures, Lmm, Pixels, SUPPORTED_MODEL_TYPES};
 pub use model::{
     GenerateParams, GenerateTimings, Generation, GenerationOutput, Llava, LlavaModel, LoadOptions,
-    PreparedInput,
+    MropePositions, PreparedInput,
 };
 pub use processor::{ImageProcessor, ImageProcessorConfig};
 pub use tokenizer::LlavaTokenizer;

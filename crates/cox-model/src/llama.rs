@@ -486,6 +486,11 @@ impl LlamaModel {
         self.blocks.len()
     }
 
+    /// The final RMSNorm (what `LayerSel::FinalNorm` records the output of).
+    pub fn final_norm(&self) -> &RmsNorm {
+        &self.norm
+    }
+
     /// The unembedding matrix `W_U` (`[vocab, hidden]`): `logits = W_U · u`.
     pub fn lm_head(&self) -> &Tensor {
         &self.lm_head

@@ -1,7 +1,7 @@
 //! The assembled LLaVA model, checkpoint loading and greedy generation.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use candle_core::{DType, Device, IndexOp, Tensor};
 use candle_nn::VarBuilder;
@@ -9,7 +9,7 @@ use candle_nn::VarBuilder;
 use crate::config::LlavaConfig;
 use crate::error::{Error, Result};
 use crate::hub::resolve_model_dir;
-use crate::llama::{KvCache, LlamaModel, LmOutput, Logits, ResidualCapture};
+use crate::llama::{LlamaModel, LmOutput, Logits, ResidualCapture};
 use crate::processor::ImageProcessor;
 use crate::resample::ResizeBackend;
 use crate::tokenizer::LlavaTokenizer;
@@ -33,6 +33,22 @@ pub struct GenerateParams {
     pub capture: ResidualCapture,
     /// Ids that stop generation (the stop token is kept in the output).
     pub eos_token_ids: Vec<u32>,
+    /// transformers' `repetition_penalty` (1 = off): before each argmax, the logits of every id
+    /// already in the sequence are divided by it when positive and multiplied by it when
+    /// negative.
+    pub repetition_penalty: f32,
+}
+
+impl GenerateParams {
+    /// Greedy settings with no repetition penalty.
+    pub fn new(max_new_tokens: usize, capture: ResidualCapture, eos_token_ids: Vec<u32>) -> Self {
+        Self {
+            max_new_tokens,
+            capture,
+            eos_token_ids,
+            repetition_penalty: 1.0,
+        }
+    }
 }
 
 /// The result of [`LlavaModel::generate`].
@@ -118,7 +134,7 @@ impl LlavaModel {
         }
         let mut config = LlavaConfig::from_file(&cfg_path)?;
         let ckpt = Checkpoint::open(dir)?;
-        let layout = ckpt.layout();
+        let layout = ckpt.llava_layout()?;
         check_layer_counts(&ckpt, &config, &cfg_path)?;
         let head = format!("{}.weight", layout.lm_head_prefix());
         if !config.tied_embeddings() && !ckpt.contains(&head) {
@@ -242,7 +258,9 @@ impl LlavaModel {
         self.lm.forward_embeds(&embeds, None, capture, logits)
     }
 
-    /// Greedy decoding with a KV cache from prompt embeddings `[1, seq, hidden]`.
+    /// Greedy decoding with a KV cache from prompt embeddings `[1, seq, hidden]` (the shared
+    /// loop of [`crate::generation`]). Without prompt ids, a repetition penalty sees the
+    /// generated ids only, as transformers' `generate(inputs_embeds=…)` does.
     pub fn generate(
         &self,
         prompt_embeds: &Tensor,
@@ -259,66 +277,12 @@ impl LlavaModel {
         params: &GenerateParams,
         timings: &mut GenerateTimings,
     ) -> Result<GenerationOutput> {
-        let (b, _s, _h) = prompt_embeds.dims3()?;
-        if b != 1 {
-            return Err(Error::Input(format!(
-                "generation takes one sequence, got a batch of {b}"
-            )));
-        }
-        if params.max_new_tokens == 0 {
-            return Err(Error::Input("max_new_tokens must be at least 1".into()));
-        }
-        let mut cache = KvCache::new(self.lm.num_layers());
-        let mut states: Vec<Vec<Tensor>> = vec![Vec::new(); params.capture.layers.len()];
-        let mut generated = Vec::new();
-        let mut stopped = false;
-        let mut input = prompt_embeds.clone();
-        for step in 0..params.max_new_tokens {
-            let t0 = Instant::now();
-            let out =
-                self.lm
-                    .forward_embeds(&input, Some(&mut cache), &params.capture, Logits::Last)?;
-            for (acc, t) in states.iter_mut().zip(out.captured) {
-                acc.push(t.squeeze(0)?);
-            }
-            let logits = out
-                .logits
-                .ok_or_else(|| Error::Input("internal: no logits".into()))?
-                .flatten_all()?;
-            let next = logits.argmax(0)?.to_scalar::<u32>()?;
-            generated.push(next);
-            let stop = params.eos_token_ids.contains(&next);
-            if !stop && step + 1 < params.max_new_tokens {
-                input = self.lm.embed(&Tensor::new(&[[next]], self.device())?)?;
-            }
-            if step == 0 {
-                timings.prefill += t0.elapsed();
-            } else {
-                timings.decode += t0.elapsed();
-                timings.decode_steps += 1;
-            }
-            if stop {
-                stopped = true;
-                break;
-            }
-        }
-        let t0 = Instant::now();
-        let residuals = states
-            .into_iter()
-            .map(|parts| Tensor::cat(&parts, 0).map_err(Error::from))
-            .collect::<Result<Vec<_>>>()?;
-        timings.capture += t0.elapsed();
-        timings.generations += 1;
-        Ok(GenerationOutput {
-            generated_ids: generated,
-            stopped_at_eos: stopped,
-            residuals,
-        })
+        crate::generation::greedy(&self.lm, prompt_embeds, None, &[], params, timings)
     }
 }
 
 fn check_layer_counts(ckpt: &Checkpoint, config: &LlavaConfig, cfg_path: &Path) -> Result<()> {
-    let layout = ckpt.layout();
+    let layout = ckpt.llava_layout()?;
     let n = config.text_config.num_hidden_layers;
     let extra = format!(
         "{}.layers.{n}.input_layernorm.weight",
@@ -379,13 +343,36 @@ impl Default for LoadOptions {
     }
 }
 
-/// A prompt ready for the decoder.
+/// The multimodal rotary (M-RoPE) positions of a prompt, for decoders that use them
+/// (Qwen2-VL): one `(time, row, column)` triple per id, and where generated text continues.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MropePositions {
+    /// The `(time, row, column)` position of every prompt id.
+    pub positions: Vec<[u32; 3]>,
+    /// The position of the first token after the prompt (largest position + 1).
+    pub next: u32,
+}
+
+/// A prompt ready for the decoder, for every architecture.
 #[derive(Debug, Clone)]
 pub struct PreparedInput {
-    /// Token ids with each `<image>` expanded to `image_seq_length` image-token positions.
+    /// Token ids with each image placeholder expanded to one position per image token.
     pub ids: Vec<u32>,
     /// Input embeddings `[1, ids.len(), hidden]` (image positions hold the image features).
     pub embeds: Tensor,
+    /// The M-RoPE positions (`None` for decoders with ordinary positions `0..ids.len()`).
+    pub mrope: Option<MropePositions>,
+}
+
+impl PreparedInput {
+    /// A prompt with ordinary positions (the Llama decoder's).
+    pub fn new(ids: Vec<u32>, embeds: Tensor) -> Self {
+        Self {
+            ids,
+            embeds,
+            mrope: None,
+        }
+    }
 }
 
 /// The result of [`Llava::generate`].
@@ -415,6 +402,9 @@ pub struct Llava {
     pub processor: ImageProcessor,
     /// The checkpoint directory.
     pub dir: PathBuf,
+    /// `generation_config.json`'s `repetition_penalty` (1 when absent), applied by
+    /// [`Self::generate`] as transformers' `generate` does.
+    pub repetition_penalty: f32,
 }
 
 impl Llava {
@@ -443,11 +433,14 @@ impl Llava {
                 ),
             ));
         }
+        let repetition_penalty =
+            crate::generation::read_generation_config(&dir)?.map_or(1.0, |g| g.repetition_penalty);
         Ok(Self {
             model,
             tokenizer,
             processor,
             dir,
+            repetition_penalty,
         })
     }
 
@@ -563,7 +556,7 @@ impl Llava {
     fn embed_prompt(&self, ids: Vec<u32>, feats: Option<&Tensor>) -> Result<PreparedInput> {
         let id_t = Tensor::new(ids.as_slice(), self.model.device())?.unsqueeze(0)?;
         let embeds = self.model.embed_multimodal(&id_t, feats)?;
-        Ok(PreparedInput { ids, embeds })
+        Ok(PreparedInput::new(ids, embeds))
     }
 
     /// Prepares `prompt` (chat format, optional image) followed by an assistant `answer`
@@ -609,12 +602,19 @@ impl Llava {
         capture: &ResidualCapture,
         logits: Logits,
     ) -> Result<LmOutput> {
+        if input.mrope.is_some() {
+            return Err(Error::Input(
+                "the prepared input carries multimodal rotary positions, which LLaVA does not use"
+                    .into(),
+            ));
+        }
         self.model
             .language_model()
             .forward_embeds(&input.embeds, None, capture, logits)
     }
 
-    /// Greedy generation with a KV cache; stops at EOS or after `max_new_tokens`.
+    /// Greedy generation with a KV cache and the checkpoint's defaults ([`Self::default_params`]);
+    /// stops at EOS or after `max_new_tokens`.
     pub fn generate(
         &self,
         input: &PreparedInput,
@@ -638,12 +638,47 @@ impl Llava {
         capture: &ResidualCapture,
         timings: &mut GenerateTimings,
     ) -> Result<Generation> {
-        let params = GenerateParams {
+        let params = self.default_params(max_new_tokens, capture);
+        self.generate_with(input, &params, timings)
+    }
+
+    /// The generation settings the checkpoint implies: the tokenizer's EOS ids (config,
+    /// tokenizer and `generation_config.json` merged) and [`Self::repetition_penalty`].
+    pub fn default_params(
+        &self,
+        max_new_tokens: usize,
+        capture: &ResidualCapture,
+    ) -> GenerateParams {
+        GenerateParams {
             max_new_tokens,
             capture: capture.clone(),
             eos_token_ids: self.tokenizer.eos_token_ids.clone(),
-        };
-        let out = self.model.generate_timed(&input.embeds, &params, timings)?;
+            repetition_penalty: self.repetition_penalty,
+        }
+    }
+
+    /// Greedy generation with explicit settings, adding its phase times to `timings`. The
+    /// repetition penalty sees the prompt ids (image positions expanded) and the generated ids.
+    pub fn generate_with(
+        &self,
+        input: &PreparedInput,
+        params: &GenerateParams,
+        timings: &mut GenerateTimings,
+    ) -> Result<Generation> {
+        if input.mrope.is_some() {
+            return Err(Error::Input(
+                "the prepared input carries multimodal rotary positions, which LLaVA does not use"
+                    .into(),
+            ));
+        }
+        let out = crate::generation::greedy(
+            self.model.language_model(),
+            &input.embeds,
+            None,
+            &input.ids,
+            params,
+            timings,
+        )?;
         let text = self.tokenizer.decode(&out.generated_ids)?;
         Ok(Generation {
             prompt_ids: input.ids.clone(),

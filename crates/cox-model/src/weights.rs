@@ -344,10 +344,28 @@ impl Checkpoint {
         })
     }
 
-    /// The detected LLaVA tensor layout. A checkpoint from [`Self::open_any`] whose names match
-    /// no LLaVA layout reports [`WeightLayout::Hub`]; such architectures recognise their own names.
-    pub fn layout(&self) -> WeightLayout {
-        self.layout.unwrap_or(WeightLayout::Hub)
+    /// The detected LLaVA tensor layout: always `Some` for a checkpoint from [`Self::open`] /
+    /// [`Self::from_files`] (they fail otherwise); `None` for one from [`Self::open_any`] whose
+    /// names match no LLaVA layout (other architectures recognise their own names).
+    pub fn layout(&self) -> Option<WeightLayout> {
+        self.layout
+    }
+
+    /// The LLaVA tensor layout, or an error naming the files when the names match none (a
+    /// checkpoint of another architecture opened with [`Self::open_any`]).
+    pub fn llava_layout(&self) -> Result<WeightLayout> {
+        match self.layout {
+            Some(l) => Ok(l),
+            None => {
+                let list = self
+                    .files
+                    .iter()
+                    .map(|f| f.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                WeightLayout::detect(self.index.keys().map(String::as_str), &list)
+            }
+        }
     }
 
     /// Every tensor name, in no particular order.

@@ -148,7 +148,9 @@ fn unknown_model_type_and_bad_config_are_errors() {
     let (dir, _) = tiny_dir();
     edit_config(dir.path(), |v| v["model_type"] = "llava_next".into());
     match load(dir.path()).unwrap_err() {
-        Error::UnsupportedModelType { model_type, path } => {
+        Error::UnsupportedModelType {
+            model_type, path, ..
+        } => {
             assert_eq!(model_type, "llava_next");
             assert!(path.ends_with("config.json"));
         }

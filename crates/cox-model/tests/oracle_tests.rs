@@ -336,6 +336,7 @@ fn multimodal_greedy_generation_matches_candle() {
                 max_new_tokens: n_new,
                 capture: capture.clone(),
                 eos_token_ids: vec![],
+                repetition_penalty: 1.0,
             },
         )
         .unwrap();

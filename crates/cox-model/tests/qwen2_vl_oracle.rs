@@ -343,7 +343,10 @@ fn extreme_image_sizes_are_resized_not_rejected() {
         let px = (gh * 14 * gw * 14) as u64;
         assert!((3136..=15680).contains(&px), "{w}×{h} -> {gh}×{gw} patches");
         let input = m.prepare("hi", Some(&p)).unwrap();
-        assert_eq!(input.ids.len(), input.positions.len());
+        assert_eq!(
+            input.ids.len(),
+            input.mrope.as_ref().unwrap().positions.len()
+        );
     }
     // An aspect ratio above 200 is an error, as in transformers.
     let img = image::DynamicImage::new_rgb8(300, 1);
@@ -355,10 +358,10 @@ fn text_only_prompts_and_placeholder_mismatches() {
     let m = load(&fixture().join("qwen2_vl"), DType::F32);
     let input = m.prepare("Hello there.", None).unwrap();
     // Text-only: ordinary positions on all three axes.
-    for (i, p) in input.positions.iter().enumerate() {
+    for (i, p) in input.mrope.as_ref().unwrap().positions.iter().enumerate() {
         assert_eq!(*p, [i as u32; 3]);
     }
-    assert_eq!(input.next_position as usize, input.ids.len());
+    assert_eq!(input.mrope.as_ref().unwrap().next as usize, input.ids.len());
     let g = m.generate(&input, 3, &capture()).unwrap();
     assert_eq!(
         g.residuals[0].dim(0).unwrap(),

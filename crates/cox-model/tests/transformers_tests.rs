@@ -77,7 +77,7 @@ fn check(version: &str, checkpoint: &str, layout: WeightLayout) -> f32 {
     let llava = Llava::load(dir.to_str().unwrap(), &opts).unwrap();
     assert_eq!(
         cox_model::Checkpoint::open(&dir).unwrap().layout(),
-        layout,
+        Some(layout),
         "{version}/{checkpoint}: detected layout"
     );
     let refs: HashMap<String, Tensor> =

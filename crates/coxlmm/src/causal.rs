@@ -482,15 +482,16 @@ fn word_states(
     block: usize,
     samples: &[cox_store::SampleRecord],
 ) -> Result<WordStates> {
-    let llava = model.llava();
+    let lmm = model.lmm();
     let capture = ResidualCapture::new([cox_model::LayerSel::Block(block)]);
+    let params = model.generate_params(s.max_new_tokens, &capture);
     let mut out = WordStates::new();
     for r in samples {
-        let px = llava
+        let px = lmm
             .load_pixels(&r.image)
             .with_context(|| format!("cannot read the image {}", r.image))?;
-        let input = llava.prepare(DEFAULT_PROMPT, Some(&px))?;
-        let g = llava.generate(&input, s.max_new_tokens, &capture)?;
+        let input = lmm.prepare(DEFAULT_PROMPT, Some(&px))?;
+        let g = lmm.generate(&input, &params)?;
         let Some(scene) = parse_scene(&g.text) else {
             continue;
         };
@@ -545,7 +546,16 @@ fn ablate(
     key: &str,
     scenes: &[&Scene],
 ) -> Result<Option<(ProbabilityChange, ProbabilityChange)>> {
-    let llava = model.llava();
+    // Teacher forcing needs the caption's tokens in place of the generated ones, which the
+    // LLaVA interface offers (the synthetic world's models are LLaVA checkpoints).
+    let cox_model::Lmm::Llava(llava) = model.lmm() else {
+        anyhow::bail!(
+            "the ablation measure teacher-forces the captions, which is implemented for LLaVA \
+             checkpoints only; {} is a {}",
+            model.id(),
+            model.lmm().architecture()
+        );
+    };
     let edit = ResidualCapture::none().with_edits(vec![Edit::new(
         block,
         EditPositions::All,

@@ -89,20 +89,20 @@ impl ExplainContext {
 /// Explains one image with its `top` concepts.
 pub fn explain(model: &Model, ctx: &ExplainContext, image: &Path, top: usize) -> Result<Explained> {
     let s = &ctx.settings;
-    let llava = model.llava();
-    let px = llava
+    let lmm = model.lmm();
+    let px = lmm
         .load_pixels(image)
         .with_context(|| format!("cannot read the image {}", image.display()))?;
     let layers = parse_layers(&s.layer)?;
     let capture = ResidualCapture::new(layers.iter().copied());
-    let toi = TokenOfInterest::new(llava.tokenizer.inner(), &s.token)
+    let toi = TokenOfInterest::new(lmm.tokenizer(), &s.token)
         .with_context(|| format!("token of interest {:?}", s.token))?;
     let opts = SelectOptions {
         gt: GtFilter::None,
         position: PositionRule::Predicting,
     };
-    let input = llava.prepare(DEFAULT_PROMPT, Some(&px))?;
-    let generation = llava.generate(&input, s.max_new_tokens, &capture)?;
+    let input = lmm.prepare(DEFAULT_PROMPT, Some(&px))?;
+    let generation = lmm.generate(&input, &model.generate_params(s.max_new_tokens, &capture))?;
     let sel = select_generation(&toi, &[], &generation, &opts)?;
     let mut e = Explanation {
         image: image.display().to_string(),

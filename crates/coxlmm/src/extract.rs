@@ -242,7 +242,7 @@ pub fn extract(model: &Model, p: &ExtractParams, out: &Path) -> Result<ExtractOu
     if p.layers.is_empty() {
         bail!("no layer to capture");
     }
-    let llava = model.llava();
+    let lmm = model.lmm();
     let subset = Subset {
         subsample: p.sample,
         limit: p.limit,
@@ -261,7 +261,7 @@ pub fn extract(model: &Model, p: &ExtractParams, out: &Path) -> Result<ExtractOu
 
     let config_sha = hex(&Sha256::digest(model.config_bytes()?));
     cox_hook::check_layers(&p.layers, model.num_layers())?;
-    let toi = TokenOfInterest::new(llava.tokenizer.inner(), &p.token)
+    let toi = TokenOfInterest::new(lmm.tokenizer(), &p.token)
         .with_context(|| format!("token of interest {:?}", p.token))?;
     let layer_names: Vec<String> = p.layers.iter().map(|&l| layer_name(l)).collect();
     let split_names: Vec<&str> = p.splits.iter().map(|s| s.as_str()).collect();
@@ -285,6 +285,10 @@ pub fn extract(model: &Model, p: &ExtractParams, out: &Path) -> Result<ExtractOu
     // Recorded only when chosen, so stores written without the option keep their settings.
     if let Some(b) = model.options().image_backend {
         settings["image_backend"] = json!(b.name());
+    }
+    let penalty = model.repetition_penalty();
+    if penalty != 1.0 {
+        settings["repetition_penalty"] = json!(penalty);
     }
     let spec = RunSpec {
         settings: settings.as_object().expect("object").clone(),
@@ -336,6 +340,7 @@ pub fn extract(model: &Model, p: &ExtractParams, out: &Path) -> Result<ExtractOu
         .collect();
     let bar = progress_bar(range.len() as u64, done as u64);
     let capture = ResidualCapture::new(p.layers.iter().copied());
+    let gen_params = model.generate_params(p.max_new_tokens, &capture);
     let opts = SelectOptions {
         gt: p.gt_filter,
         position: p.position,
@@ -351,22 +356,22 @@ pub fn extract(model: &Model, p: &ExtractParams, out: &Path) -> Result<ExtractOu
         // Decode and preprocess the batch's images (those past the ground-truth filter) in
         // parallel, then run the vision tower once over the readable ones.
         let t = Instant::now();
-        let pixels: Vec<Option<cox_model::Result<candle_core::Tensor>>> = chunk
+        let pixels: Vec<Option<cox_model::Result<cox_model::Pixels>>> = chunk
             .par_iter()
             .map(|(_, s)| {
                 p.gt_filter
                     .accepts(&p.token, &s.captions)
-                    .then(|| llava.load_pixels(&s.image_path))
+                    .then(|| lmm.load_pixels(&s.image_path))
             })
             .collect();
         tm.load_s += secs(t.elapsed());
         let t = Instant::now();
-        let readable: Vec<candle_core::Tensor> = pixels
+        let readable: Vec<cox_model::Pixels> = pixels
             .iter()
             .filter_map(|px| px.as_ref()?.as_ref().ok().cloned())
             .collect();
         tm.images += readable.len();
-        let mut features = llava.encode_images(&readable)?.into_iter();
+        let mut features = lmm.encode_images(&readable)?.into_iter();
         tm.vision_s += secs(t.elapsed());
         for (&(ordinal, s), px) in chunk.iter().zip(pixels) {
             let mut rec = SampleRecord {
@@ -393,12 +398,11 @@ pub fn extract(model: &Model, p: &ExtractParams, out: &Path) -> Result<ExtractOu
                         .next()
                         .expect("one feature tensor per readable image");
                     let t = Instant::now();
-                    let input = llava.prepare_with_features(&p.prompt, Some(&feats))?;
+                    let input = lmm.prepare_with_features(&p.prompt, Some(&feats))?;
                     tm.prompt_s += secs(t.elapsed());
                     let t = Instant::now();
                     let before = gen_tm;
-                    let generation =
-                        llava.generate_timed(&input, p.max_new_tokens, &capture, &mut gen_tm)?;
+                    let generation = lmm.generate_timed(&input, &gen_params, &mut gen_tm)?;
                     // Detokenizing the caption is the part of the call no phase timed.
                     let timed = (gen_tm.prefill + gen_tm.decode + gen_tm.capture)
                         - (before.prefill + before.decode + before.capture);

@@ -52,7 +52,7 @@ pub fn ground(
     p: &GroundParams,
 ) -> Result<Grounding> {
     let head = head.view()?;
-    let decoder = model.llava().tokenizer.inner();
+    let decoder = model.lmm().tokenizer();
     let vocab = Vocabulary::bundled();
     let gparams = GroundingParams {
         pre_num_top_tokens: p.top_tokens,

@@ -35,7 +35,7 @@ struct Cli {
 enum Cmd {
     /// Learn a concept dictionary from an activation matrix (Semi-NMF or a baseline).
     Learn(cli::learn::Args),
-    /// Caption a dataset with a LLaVA model and store the residual vectors predicting a token.
+    /// Caption a dataset with a multimodal model and store the residual vectors predicting a token.
     Extract(Box<cli::extract::Args>),
     /// Merge the part stores of a sharded `extract` run into one.
     Merge(cli::extract::MergeArgs),

@@ -1,16 +1,17 @@
 //! The model handle every step takes. A run loads it once ([`Model::load`]) and passes a reference
 //! to extraction (each split), grounding (the LM head and tokenizer) and explanation.
 //!
-//! Today the only architecture is LLaVA-1.5 (`cox_model::Llava`); the steps reach it through the
-//! methods below, so another architecture becomes a variant of this type (or a trait behind it)
-//! without touching the steps' signatures.
+//! The network is a `cox_model::Lmm`, whichever architecture the checkpoint's `config.json`
+//! names (LLaVA-1.5, Qwen2-VL, Qwen2.5-VL); the steps reach it only through that interface and
+//! the methods below, which add this run's generation overrides (`--ignore-eos`,
+//! `--repetition-penalty`) to the checkpoint's defaults.
 
 use std::fmt;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use anyhow::{Context, Result};
-use cox_model::{Llava, LoadOptions};
+use cox_model::{GenerateParams, Lmm, LoadOptions, ResidualCapture};
 
 /// Models loaded by this process so far ([`Model::loads`]).
 static LOADS: AtomicUsize = AtomicUsize::new(0);
@@ -99,13 +100,16 @@ pub struct ModelOptions {
     /// Image resampling to reproduce (`None`: what the checkpoint's processor type implies,
     /// i.e. transformers 5.x's choice; `Pil` reproduces transformers 4.x's CLIP preprocessing).
     pub image_backend: Option<cox_model::resample::ResizeBackend>,
+    /// transformers' repetition penalty for greedy generation (`None`: the checkpoint's
+    /// `generation_config.json` value, 1 when absent; `Some(1.0)` turns it off).
+    pub repetition_penalty: Option<f32>,
 }
 
 /// A loaded multimodal model with its tokenizer and image processor.
 pub struct Model {
     id: String,
     options: ModelOptions,
-    llava: Llava,
+    lmm: Lmm,
 }
 
 impl Model {
@@ -128,15 +132,27 @@ impl Model {
             image_backend: options.image_backend,
             ..LoadOptions::default()
         };
-        let mut llava =
-            Llava::load(id, &load).with_context(|| format!("cannot load the model {id}"))?;
-        if options.ignore_eos {
-            llava.tokenizer.eos_token_ids.clear();
+        if let Some(p) = options.repetition_penalty {
+            if !(p.is_finite() && p > 0.0) {
+                anyhow::bail!("the repetition penalty must be a positive number, got {p}");
+            }
+        }
+        let lmm = Lmm::load(id, &load).with_context(|| format!("cannot load the model {id}"))?;
+        let checkpoint = lmm.generation_defaults().repetition_penalty;
+        match options.repetition_penalty {
+            Some(p) if p != checkpoint => eprintln!(
+                "repetition penalty {p} (the checkpoint's generation_config.json says {checkpoint})"
+            ),
+            None if checkpoint != 1.0 => eprintln!(
+                "repetition penalty {checkpoint} from the checkpoint's generation_config.json, \
+                 as transformers' generate applies it (1 turns it off)"
+            ),
+            _ => {}
         }
         Ok(Self {
             id: id.to_string(),
             options: options.clone(),
-            llava,
+            lmm,
         })
     }
 
@@ -154,37 +170,58 @@ impl Model {
         &self.options
     }
 
-    /// The LLaVA network, tokenizer and processor.
-    pub fn llava(&self) -> &Llava {
-        &self.llava
+    /// The network, tokenizer and image processor, of whichever architecture.
+    pub fn lmm(&self) -> &Lmm {
+        &self.lmm
     }
 
     /// Decoder blocks.
     pub fn num_layers(&self) -> usize {
-        self.llava.model.config().text_config.num_hidden_layers
+        self.lmm.num_layers()
     }
 
     /// Width of the residual stream.
     pub fn hidden_size(&self) -> usize {
-        self.llava.model.config().text_config.hidden_size
+        self.lmm.hidden_size()
+    }
+
+    /// The repetition penalty generation applies (the override, else the checkpoint's).
+    pub fn repetition_penalty(&self) -> f32 {
+        self.options
+            .repetition_penalty
+            .unwrap_or_else(|| self.lmm.generation_defaults().repetition_penalty)
+    }
+
+    /// Greedy settings: the checkpoint's defaults with this run's overrides (no EOS with
+    /// `ignore_eos`, the chosen repetition penalty).
+    pub fn generate_params(
+        &self,
+        max_new_tokens: usize,
+        capture: &ResidualCapture,
+    ) -> GenerateParams {
+        let mut p = self.lmm.default_params(max_new_tokens, capture);
+        if self.options.ignore_eos {
+            p.eos_token_ids.clear();
+        }
+        p.repetition_penalty = self.repetition_penalty();
+        p
     }
 
     /// The checkpoint directory the model was read from (a hub id resolved to its snapshot).
     pub fn dir(&self) -> &std::path::Path {
-        &self.llava.dir
+        self.lmm.dir()
     }
 
     /// The checkpoint's `config.json` bytes (their hash identifies the model in stores).
     pub fn config_bytes(&self) -> Result<Vec<u8>> {
-        let path = self.llava.dir.join("config.json");
+        let path = self.lmm.dir().join("config.json");
         std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))
     }
 
     /// The LM head `W_U` as an f32 `vocab × hidden` matrix, sample-major.
     pub fn lm_head_f32(&self) -> Result<Vec<f32>> {
         Ok(self
-            .llava
-            .model
+            .lmm
             .lm_head()
             .to_dtype(candle_core::DType::F32)?
             .flatten_all()?

@@ -32,7 +32,8 @@ pub mod defaults {
 /// What a run computes; see the field docs for the meaning of each setting.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct RunSettings {
-    /// A LLaVA-1.5 checkpoint directory or a hub id in the local Hugging Face cache.
+    /// A checkpoint directory of a supported architecture (LLaVA-1.5, Qwen2-VL, Qwen2.5-VL; see
+    /// `docs/models.md`) or a hub id in the local Hugging Face cache.
     pub model: String,
     /// The dataset: `coco:DIR` or `folder:DIR` (see `docs/formats.md`).
     pub data: String,
@@ -87,6 +88,11 @@ pub struct RunSettings {
     /// resumed with or without it.
     #[serde(skip)]
     pub allow_outside_paths: bool,
+    /// transformers' repetition penalty for greedy generation (`None`: the checkpoint's
+    /// `generation_config.json` value, 1 when absent; 1 turns it off). Absent from `run.json`
+    /// when not chosen, so folders written before the option keep their settings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repetition_penalty: Option<f32>,
 }
 
 impl RunSettings {
@@ -121,6 +127,7 @@ impl RunSettings {
             capture: None,
             noise_dict: None,
             allow_outside_paths: false,
+            repetition_penalty: None,
         }
     }
 
@@ -149,6 +156,14 @@ impl RunSettings {
                     self.lambda
                 ),
             });
+        }
+        if let Some(p) = self.repetition_penalty {
+            if !(p.is_finite() && p > 0.0) {
+                return Err(Error::Setting {
+                    name: "repetition_penalty",
+                    why: format!("the repetition penalty must be a positive number, got {p}"),
+                });
+            }
         }
         Ok(())
     }
@@ -222,8 +237,24 @@ mod tests {
         let v = serde_json::to_value(&s).unwrap();
         assert_eq!(v["methods"], "snmf,pca,kmeans,simple");
         assert!(v.get("noise_dict").is_none());
+        // Absent unless chosen, so run folders written before the option keep their settings.
+        assert!(v.get("repetition_penalty").is_none());
         let back: RunSettings = serde_json::from_value(v).unwrap();
         assert_eq!(back, s);
+    }
+
+    #[test]
+    fn a_non_positive_repetition_penalty_is_refused_before_anything_runs() {
+        let mut s = RunSettings::new("m", "folder:d", "dog", "31");
+        s.repetition_penalty = Some(1.05);
+        assert!(s.check().is_ok());
+        let v = serde_json::to_value(&s).unwrap();
+        assert_eq!(v["repetition_penalty"].as_f64(), Some(1.05f32 as f64));
+        for bad in [0.0, -1.0, f32::NAN] {
+            s.repetition_penalty = Some(bad);
+            let e = s.check().unwrap_err().to_string();
+            assert!(e.contains("repetition"), "{e}");
+        }
     }
 
     #[test]

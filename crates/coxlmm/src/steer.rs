@@ -434,19 +434,22 @@ pub fn caption_with(
     image: &Path,
     steer: Option<(usize, Positions, &Arc<dyn ResidualEdit>)>,
 ) -> Result<String> {
-    let llava = model.llava();
-    let px = llava
+    let lmm = model.lmm();
+    let px = lmm
         .load_pixels(image)
         .with_context(|| format!("cannot read the image {}", image.display()))?;
-    let input = llava.prepare(DEFAULT_PROMPT, Some(&px))?;
+    let input = lmm.prepare(DEFAULT_PROMPT, Some(&px))?;
     let capture = match steer {
         None => ResidualCapture::none(),
         Some((block, pos, e)) => {
             ResidualCapture::none().with_edits(vec![edit_for(block, pos, input.ids.len(), e)])
         }
     };
-    Ok(llava
-        .generate(&input, settings.max_new_tokens, &capture)?
+    Ok(lmm
+        .generate(
+            &input,
+            &model.generate_params(settings.max_new_tokens, &capture),
+        )?
         .text
         .trim()
         .to_string())

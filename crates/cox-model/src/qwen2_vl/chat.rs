@@ -13,6 +13,7 @@ use tokenizers::Tokenizer;
 
 use super::config::Qwen2VlConfig;
 use crate::error::{Error, Result};
+use crate::generation::{read_generation_config, GenerationDefaults};
 
 /// The image placeholder the chat template emits, expanded to one id per merged patch.
 pub const IMAGE_PAD: &str = "<|image_pad|>";
@@ -29,16 +30,6 @@ pub fn default_prompt(prompt: &str, with_image: bool) -> String {
         "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n{image}\
          {prompt}<|im_end|>\n<|im_start|>assistant\n"
     )
-}
-
-/// What transformers' greedy `generate` takes from `generation_config.json`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct GenerationDefaults {
-    /// Ids that stop generation.
-    pub eos_token_ids: Vec<u32>,
-    /// `repetition_penalty` (1 = off): logits of every id already in the sequence (prompt
-    /// included) are divided by it when positive and multiplied by it when negative.
-    pub repetition_penalty: f32,
 }
 
 /// Tokenizer, chat template and special ids of a Qwen2-VL checkpoint.
@@ -169,30 +160,11 @@ impl QwenTokenizer {
             eos_token_ids: config.eos_token_ids.clone(),
             repetition_penalty: 1.0,
         };
-        if let Some(g) = read_json(&dir.join("generation_config.json"))? {
-            if let Some(e) = g.get("eos_token_id") {
-                let ids: Vec<u32> = match e {
-                    Value::Number(n) => n.as_u64().map(|n| vec![n as u32]).unwrap_or_default(),
-                    Value::Array(a) => a
-                        .iter()
-                        .filter_map(Value::as_u64)
-                        .map(|x| x as u32)
-                        .collect(),
-                    _ => Vec::new(),
-                };
-                if !ids.is_empty() {
-                    generation.eos_token_ids = ids;
-                }
+        if let Some(g) = read_generation_config(dir)? {
+            if !g.eos_token_ids.is_empty() {
+                generation.eos_token_ids = g.eos_token_ids;
             }
-            if let Some(p) = g.get("repetition_penalty").and_then(Value::as_f64) {
-                if p <= 0.0 {
-                    return Err(Error::Json {
-                        path: dir.join("generation_config.json"),
-                        msg: format!("repetition_penalty must be positive, got {p}"),
-                    });
-                }
-                generation.repetition_penalty = p as f32;
-            }
+            generation.repetition_penalty = g.repetition_penalty;
         }
         if generation.eos_token_ids.is_empty() {
             if let Some(id) = tokenizer.token_to_id("<|im_end|>") {

@@ -20,12 +20,12 @@ pub mod testing;
 pub mod vision;
 
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 
-pub use chat::{GenerationDefaults, QwenTokenizer};
+pub use crate::generation::GenerationDefaults;
+pub use chat::QwenTokenizer;
 pub use config::{
     Qwen2VlConfig, QwenArch, QwenTextConfig, QwenVisionConfig, SUPPORTED_MODEL_TYPES,
 };
@@ -36,7 +36,10 @@ pub use vision::QwenVision;
 use crate::error::{Error, Result};
 use crate::hub::resolve_model_dir;
 use crate::llama::{LmOutput, Logits, ResidualCapture};
-use crate::model::{GenerateTimings, Generation, GenerationOutput, LoadOptions};
+use crate::model::{
+    GenerateParams, GenerateTimings, Generation, GenerationOutput, LoadOptions, MropePositions,
+    PreparedInput,
+};
 use crate::weights::Checkpoint;
 
 /// Which naming scheme a Qwen2-VL checkpoint's tensors use.
@@ -103,31 +106,11 @@ pub struct Qwen2VlModel {
     lm: QwenDecoder,
 }
 
-/// Settings of a greedy generation.
-#[derive(Debug, Clone)]
-pub struct QwenGenerateParams {
-    /// Upper bound on generated tokens.
-    pub max_new_tokens: usize,
-    /// Residual-stream points recorded at every position fed through the model.
-    pub capture: ResidualCapture,
-    /// Ids that stop generation (the stop token is kept in the output).
-    pub eos_token_ids: Vec<u32>,
-    /// transformers' `repetition_penalty` (1 = off).
-    pub repetition_penalty: f32,
-}
+/// Settings of a greedy generation (the shared [`GenerateParams`]).
+pub type QwenGenerateParams = GenerateParams;
 
-/// A prompt ready for the decoder.
-#[derive(Debug, Clone)]
-pub struct QwenPreparedInput {
-    /// Token ids with each `<|image_pad|>` expanded to the image's merged patch count.
-    pub ids: Vec<u32>,
-    /// Input embeddings `[1, ids.len(), hidden]` (image positions hold the image features).
-    pub embeds: Tensor,
-    /// M-RoPE `(time, row, column)` position of every id.
-    pub positions: Vec<[u32; 3]>,
-    /// The position of the first token after the prompt (largest position + 1).
-    pub next_position: u32,
-}
+/// A prompt ready for the decoder (the shared [`PreparedInput`], with its M-RoPE positions).
+pub type QwenPreparedInput = PreparedInput;
 
 impl Qwen2VlModel {
     /// Builds the model from any [`VarBuilder`] using the tensor names of `layout`.
@@ -313,7 +296,7 @@ impl Qwen2VlModel {
         &self,
         ids: Vec<u32>,
         images: &[(&Tensor, (usize, usize, usize))],
-    ) -> Result<QwenPreparedInput> {
+    ) -> Result<PreparedInput> {
         let grids: Vec<_> = images.iter().map(|(_, g)| *g).collect();
         let (positions, next_position) = self.rope_positions(&ids, &grids)?;
         let embeds = self.lm.embed(&ids)?;
@@ -352,115 +335,49 @@ impl Qwen2VlModel {
             let pool = Tensor::cat(&[&embeds, &feats], 0)?;
             pool.index_select(&Tensor::new(idx.as_slice(), self.device())?, 0)?
         };
-        Ok(QwenPreparedInput {
+        Ok(PreparedInput {
             ids,
             embeds: embeds.unsqueeze(0)?,
-            positions,
-            next_position,
+            mrope: Some(MropePositions {
+                positions,
+                next: next_position,
+            }),
         })
     }
 
     /// One full forward pass over a prepared input (no cache).
     pub fn forward(
         &self,
-        input: &QwenPreparedInput,
+        input: &PreparedInput,
         capture: &ResidualCapture,
         logits: Logits,
     ) -> Result<LmOutput> {
+        let rope = input.mrope.as_ref().ok_or_else(|| {
+            Error::Input("the prepared input lacks the multimodal rotary positions".into())
+        })?;
         self.lm
-            .forward_embeds(&input.embeds, &input.positions, None, capture, logits)
+            .forward_embeds(&input.embeds, &rope.positions, None, capture, logits)
     }
 
-    /// Greedy decoding with a KV cache, with transformers' repetition penalty.
+    /// Greedy decoding with a KV cache (the shared loop of [`crate::generation`]), with
+    /// transformers' repetition penalty over the prompt ids and the generated ones.
     pub fn generate_timed(
         &self,
-        input: &QwenPreparedInput,
-        params: &QwenGenerateParams,
+        input: &PreparedInput,
+        params: &GenerateParams,
         timings: &mut GenerateTimings,
     ) -> Result<GenerationOutput> {
-        if params.max_new_tokens == 0 {
-            return Err(Error::Input("max_new_tokens must be at least 1".into()));
-        }
-        if params.repetition_penalty.is_nan() || params.repetition_penalty <= 0.0 {
-            return Err(Error::Input(format!(
-                "repetition_penalty must be positive, got {}",
-                params.repetition_penalty
-            )));
-        }
-        let mut cache = QwenKvCache::new(self.lm.num_layers());
-        let mut states: Vec<Vec<Tensor>> = vec![Vec::new(); params.capture.layers.len()];
-        let mut seen = vec![false; self.config.text.vocab_size];
-        for &i in &input.ids {
-            seen[i as usize] = true;
-        }
-        let mut generated = Vec::new();
-        let mut stopped = false;
-        let mut embeds = input.embeds.clone();
-        let mut positions = input.positions.clone();
-        let mut next_pos = input.next_position;
-        for step in 0..params.max_new_tokens {
-            let t0 = Instant::now();
-            let out = self.lm.forward_embeds(
-                &embeds,
-                &positions,
-                Some(&mut cache),
-                &params.capture,
-                Logits::Last,
-            )?;
-            for (acc, t) in states.iter_mut().zip(out.captured) {
-                acc.push(t.squeeze(0)?);
-            }
-            let mut logits: Vec<f32> = out
-                .logits
-                .ok_or_else(|| Error::Input("internal: no logits".into()))?
-                .flatten_all()?
-                .to_vec1()?;
-            if params.repetition_penalty != 1.0 {
-                let p = params.repetition_penalty;
-                for (l, _) in logits.iter_mut().zip(&seen).filter(|(_, &s)| s) {
-                    *l = if *l < 0.0 { *l * p } else { *l / p };
-                }
-            }
-            // The first maximum, as torch.argmax.
-            let mut next = 0u32;
-            let mut best = f32::NEG_INFINITY;
-            for (i, &l) in logits.iter().enumerate() {
-                if l > best {
-                    best = l;
-                    next = i as u32;
-                }
-            }
-            generated.push(next);
-            seen[next as usize] = true;
-            let stop = params.eos_token_ids.contains(&next);
-            if !stop && step + 1 < params.max_new_tokens {
-                embeds = self.lm.embed(&[next])?.unsqueeze(0)?;
-                positions = vec![[next_pos; 3]];
-                next_pos += 1;
-            }
-            if step == 0 {
-                timings.prefill += t0.elapsed();
-            } else {
-                timings.decode += t0.elapsed();
-                timings.decode_steps += 1;
-            }
-            if stop {
-                stopped = true;
-                break;
-            }
-        }
-        let t0 = Instant::now();
-        let residuals = states
-            .into_iter()
-            .map(|parts| Tensor::cat(&parts, 0).map_err(Error::from))
-            .collect::<Result<Vec<_>>>()?;
-        timings.capture += t0.elapsed();
-        timings.generations += 1;
-        Ok(GenerationOutput {
-            generated_ids: generated,
-            stopped_at_eos: stopped,
-            residuals,
-        })
+        let rope = input.mrope.as_ref().ok_or_else(|| {
+            Error::Input("the prepared input lacks the multimodal rotary positions".into())
+        })?;
+        crate::generation::greedy(
+            &self.lm,
+            &input.embeds,
+            Some(rope),
+            &input.ids,
+            params,
+            timings,
+        )
     }
 }
 
@@ -544,7 +461,7 @@ impl Qwen2Vl {
 
     /// Renders `prompt` with the checkpoint's chat template (with an image when `pixels` is
     /// given), tokenizes it, expands the image placeholder and builds the input embeddings.
-    pub fn prepare(&self, prompt: &str, pixels: Option<&QwenPixels>) -> Result<QwenPreparedInput> {
+    pub fn prepare(&self, prompt: &str, pixels: Option<&QwenPixels>) -> Result<PreparedInput> {
         let feats = pixels.map(|p| self.model.encode_image(p)).transpose()?;
         let image = match (pixels, feats.as_ref()) {
             (Some(p), Some(f)) => Some((f, p.grid_thw)),
@@ -559,7 +476,7 @@ impl Qwen2Vl {
         &self,
         prompt: &str,
         image: Option<(&Tensor, (usize, usize, usize))>,
-    ) -> Result<QwenPreparedInput> {
+    ) -> Result<PreparedInput> {
         let text = self.tokenizer.render_prompt(prompt, image.is_some())?;
         self.prepare_raw(&text, image)
     }
@@ -570,7 +487,7 @@ impl Qwen2Vl {
         &self,
         text: &str,
         image: Option<(&Tensor, (usize, usize, usize))>,
-    ) -> Result<QwenPreparedInput> {
+    ) -> Result<PreparedInput> {
         let ids = self.tokenizer.encode(text)?;
         let img = self.model.config().image_token_id;
         let n_img = ids.iter().filter(|&&i| i == img).count();
@@ -596,7 +513,7 @@ impl Qwen2Vl {
     /// One full forward pass over a prepared input.
     pub fn forward(
         &self,
-        input: &QwenPreparedInput,
+        input: &PreparedInput,
         capture: &ResidualCapture,
         logits: Logits,
     ) -> Result<LmOutput> {
@@ -607,7 +524,7 @@ impl Qwen2Vl {
     /// repetition penalty); stops at EOS or after `max_new_tokens`.
     pub fn generate(
         &self,
-        input: &QwenPreparedInput,
+        input: &PreparedInput,
         max_new_tokens: usize,
         capture: &ResidualCapture,
     ) -> Result<Generation> {
@@ -619,7 +536,7 @@ impl Qwen2Vl {
     /// `timings` (the same signature as [`crate::Llava::generate_timed`]).
     pub fn generate_timed(
         &self,
-        input: &QwenPreparedInput,
+        input: &PreparedInput,
         max_new_tokens: usize,
         capture: &ResidualCapture,
         timings: &mut GenerateTimings,
@@ -633,8 +550,8 @@ impl Qwen2Vl {
         &self,
         max_new_tokens: usize,
         capture: &ResidualCapture,
-    ) -> QwenGenerateParams {
-        QwenGenerateParams {
+    ) -> GenerateParams {
+        GenerateParams {
             max_new_tokens,
             capture: capture.clone(),
             eos_token_ids: self.tokenizer.generation.eos_token_ids.clone(),
@@ -645,8 +562,8 @@ impl Qwen2Vl {
     /// Greedy generation with explicit parameters, adding its phase times to `timings`.
     pub fn generate_with(
         &self,
-        input: &QwenPreparedInput,
-        params: &QwenGenerateParams,
+        input: &PreparedInput,
+        params: &GenerateParams,
         timings: &mut GenerateTimings,
     ) -> Result<Generation> {
         let out = self.model.generate_timed(input, params, timings)?;

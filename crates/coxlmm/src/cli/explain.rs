@@ -14,6 +14,10 @@ pub struct Args {
     /// Concepts shown per image.
     #[arg(long, default_value_t = 5)]
     top: usize,
+    /// transformers' repetition penalty for the captions (default: the run's setting, else the
+    /// checkpoint's generation_config.json value; 1 turns it off).
+    #[arg(long)]
+    repetition_penalty: Option<f32>,
     /// Images to explain.
     #[arg(required = true)]
     images: Vec<PathBuf>,
@@ -22,7 +26,13 @@ pub struct Args {
 pub fn run(a: Args) -> Result<()> {
     let folder = RunFolder::new(&a.run);
     let ctx = ExplainContext::load(&folder)?;
-    let model = Model::load(&ctx.settings.model, &ModelOptions::default())?;
+    let model = Model::load(
+        &ctx.settings.model,
+        &ModelOptions {
+            repetition_penalty: a.repetition_penalty.or(ctx.settings.repetition_penalty),
+            ..ModelOptions::default()
+        },
+    )?;
     let mut failed = 0usize;
     for path in &a.images {
         let x = match explain(&model, &ctx, path, a.top) {

@@ -90,7 +90,8 @@ impl From<DiskDtypeArg> for DiskDtype {
 #[derive(clap::Args)]
 #[command(args_override_self = true)]
 pub struct Args {
-    /// Model: a LLaVA-1.5 checkpoint directory or a hub id in the local Hugging Face cache.
+    /// Model: a checkpoint directory (LLaVA-1.5, Qwen2-VL or Qwen2.5-VL; chosen by config.json's
+    /// model_type) or a hub id in the local Hugging Face cache.
     #[arg(long)]
     model: String,
     /// Dataset: coco:DIR, coco:DIR,images=ROOT or folder:DIR.
@@ -137,6 +138,10 @@ pub struct Args {
     /// Greedy generation length limit.
     #[arg(long, default_value_t = 50)]
     max_new_tokens: usize,
+    /// transformers' repetition penalty for greedy generation (default: the checkpoint's
+    /// generation_config.json value, e.g. 1.05 for Qwen2-VL-Instruct; 1 turns it off).
+    #[arg(long)]
+    repetition_penalty: Option<f32>,
     /// Dtype of the stored vectors.
     #[arg(long, value_enum, default_value_t = DiskDtypeArg::F16)]
     dtype: DiskDtypeArg,
@@ -210,6 +215,7 @@ pub fn run(a: Args) -> Result<()> {
             dtype: a.model_dtype.into(),
             device: a.device,
             ignore_eos: a.ignore_eos,
+            repetition_penalty: a.repetition_penalty,
             image_backend: a.image_backend.map(|b| match b {
                 ImageBackendArg::Torchvision => cox_model::resample::ResizeBackend::Torchvision,
                 ImageBackendArg::Pil => cox_model::resample::ResizeBackend::Pil,

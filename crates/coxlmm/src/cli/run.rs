@@ -11,7 +11,8 @@ use crate::cli::MethodArg;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Model: a LLaVA-1.5 checkpoint directory or a hub id in the local Hugging Face cache.
+    /// Model: a checkpoint directory (LLaVA-1.5, Qwen2-VL or Qwen2.5-VL; chosen by config.json's
+    /// model_type) or a hub id in the local Hugging Face cache.
     #[arg(long)]
     model: String,
     /// Dataset: coco:DIR or folder:DIR.
@@ -62,6 +63,10 @@ pub struct Args {
     /// Greedy generation length limit.
     #[arg(long, default_value_t = defaults::MAX_NEW_TOKENS)]
     max_new_tokens: usize,
+    /// transformers' repetition penalty for greedy generation (default: the checkpoint's
+    /// generation_config.json value, e.g. 1.05 for Qwen2-VL-Instruct; 1 turns it off).
+    #[arg(long)]
+    repetition_penalty: Option<f32>,
     /// Extra Semi-NMF seeds fitted to measure dictionary stability (0: skip).
     #[arg(long, default_value_t = 0)]
     stability_seeds: usize,
@@ -126,6 +131,7 @@ impl Args {
             capture: self.capture,
             noise_dict: self.noise_dict,
             allow_outside_paths: self.allow_outside_paths,
+            repetition_penalty: self.repetition_penalty,
         }
     }
 }
@@ -136,7 +142,13 @@ pub fn run(a: Args) -> Result<()> {
     // Settings are checked against the folder before the model is loaded.
     s.check()?;
     folder.open(&s)?;
-    let model = Model::load(&s.model, &ModelOptions::default())?;
+    let model = Model::load(
+        &s.model,
+        &ModelOptions {
+            repetition_penalty: s.repetition_penalty,
+            ..ModelOptions::default()
+        },
+    )?;
     let outcome = coxlmm::pipeline::run(&s, &folder, &model)?;
     print_outcome(&s, &outcome)?;
     Ok(())
