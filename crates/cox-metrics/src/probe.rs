@@ -87,33 +87,9 @@ pub fn probe_auc(
 ) -> Result<ProbeReport> {
     const OP: &str = "probe_auc";
     let (n, m) = (train_labels.len(), test_labels.len());
-    for (input, data, rows) in [("train", train, n), ("test", test, m)] {
-        if dim == 0 || data.len() != rows * dim {
-            return Err(MetricsError::InputShape {
-                op: OP,
-                input: input.to_string(),
-                len: data.len(),
-                rows,
-                cols: dim,
-            });
-        }
-        if let Some(p) = data.iter().position(|v| !v.is_finite()) {
-            return Err(MetricsError::NonFiniteInput {
-                op: OP,
-                input: input.to_string(),
-                row: p / dim,
-                column: p % dim,
-            });
-        }
-    }
-    if !(ridge > 0.0 && ridge.is_finite()) {
-        return Err(MetricsError::InvalidParameter {
-            op: OP,
-            name: "ridge",
-            value: ridge,
-            expected: "a positive number",
-        });
-    }
+    check_rows(OP, "train", train, n, dim)?;
+    check_rows(OP, "test", test, m, dim)?;
+    check_ridge(OP, ridge)?;
 
     // Mean and covariance of the training samples, in f64.
     let cov = covariance_factor(train, n, dim, ridge);
@@ -225,6 +201,41 @@ fn covariance_factor(train: &[f32], n: usize, dim: usize, ridge: f64) -> Vec<f64
     cov
 }
 
+/// `data` must hold `rows` finite rows of `dim > 0` values.
+fn check_rows(op: &'static str, input: &str, data: &[f32], rows: usize, dim: usize) -> Result<()> {
+    if dim == 0 || data.len() != rows * dim {
+        return Err(MetricsError::InputShape {
+            op,
+            input: input.to_string(),
+            len: data.len(),
+            rows,
+            cols: dim,
+        });
+    }
+    if let Some(p) = data.iter().position(|v| !v.is_finite()) {
+        return Err(MetricsError::NonFiniteInput {
+            op,
+            input: input.to_string(),
+            row: p / dim,
+            column: p % dim,
+        });
+    }
+    Ok(())
+}
+
+/// The diagonal loading must be a positive number.
+fn check_ridge(op: &'static str, ridge: f64) -> Result<()> {
+    if !(ridge > 0.0 && ridge.is_finite()) {
+        return Err(MetricsError::InvalidParameter {
+            op,
+            name: "ridge",
+            value: ridge,
+            expected: "a positive number",
+        });
+    }
+    Ok(())
+}
+
 /// The probe's direction for each of `values`: the regularised linear discriminant
 /// `(Σ + εI)⁻¹ (μ₊ − μ₋)` of the training rows labelled with the value against the others (the
 /// direction whose scores `probe_auc` ranks), as f32, unnormalised. Its inputs are checked as
@@ -238,31 +249,8 @@ pub fn probe_directions(
 ) -> Result<Vec<Vec<f32>>> {
     const OP: &str = "probe_directions";
     let n = labels.len();
-    if dim == 0 || train.len() != n * dim {
-        return Err(MetricsError::InputShape {
-            op: OP,
-            input: "train".to_string(),
-            len: train.len(),
-            rows: n,
-            cols: dim,
-        });
-    }
-    if let Some(p) = train.iter().position(|v| !v.is_finite()) {
-        return Err(MetricsError::NonFiniteInput {
-            op: OP,
-            input: "train".to_string(),
-            row: p / dim,
-            column: p % dim,
-        });
-    }
-    if !(ridge > 0.0 && ridge.is_finite()) {
-        return Err(MetricsError::InvalidParameter {
-            op: OP,
-            name: "ridge",
-            value: ridge,
-            expected: "a positive number",
-        });
-    }
+    check_rows(OP, "train", train, n, dim)?;
+    check_ridge(OP, ridge)?;
     let cov = covariance_factor(train, n, dim, ridge);
     let mut out = Vec::with_capacity(values.len());
     for v in values {

@@ -331,7 +331,7 @@ type DictTuple<'py> = (
 fn read_dictionary<'py>(py: Python<'py>, path: PathBuf) -> PyResult<DictTuple<'py>> {
     let file = cox_store::tensor_path(&path);
     let d = py
-        .detach(|| cox_store::read_dictionary(&file))
+        .detach(|| cox_store::read_dictionary::<serde_json::Map<String, serde_json::Value>>(&file))
         .map_err(store_err)?;
     let meta = serde_json::to_string(&d.meta).map_err(|e| PyValueError::new_err(e.to_string()))?;
     let c = matrix(py, d.concepts.data, d.concepts.rows, d.concepts.cols)?;
