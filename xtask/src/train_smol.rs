@@ -50,6 +50,20 @@ pub fn run(a: Args) -> Result<()> {
     };
     cfg.validate()?;
     let saved = run_dir.join("state").join("progress.json").is_file();
+    // A resumed run continues with the settings it was started with (the flags of the recipe
+    // are ignored, and said so when they differ).
+    let cfg = if a.resume && saved {
+        let saved_cfg = SmolTrainer::saved_config(&run_dir)?;
+        if saved_cfg != cfg {
+            eprintln!(
+                "--resume: continuing with the saved run's settings (steps {}, batch {}, LoRA rank {}); other recipe flags are ignored",
+                saved_cfg.steps, saved_cfg.batch_size, saved_cfg.lora_rank
+            );
+        }
+        saved_cfg
+    } else {
+        cfg
+    };
     let mut trainer = if a.resume {
         if !saved {
             bail!(

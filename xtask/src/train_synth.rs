@@ -41,7 +41,7 @@ pub struct Args {
     /// language model frozen as released, only the projector learns).
     #[arg(long, default_value_t = 8)]
     pub lora_rank: usize,
-    /// (smollm2) Continue the run saved in --run-dir (same settings required).
+    /// (smollm2) Continue the run saved in --run-dir, with the settings it was started with.
     #[arg(long)]
     pub resume: bool,
     /// (smollm2) Where the resumable training state lives (saved every --save-every-minutes).

@@ -470,6 +470,19 @@ impl SmolTrainer {
         })
     }
 
+    /// The settings of the run saved in `dir/state`.
+    pub fn saved_config(dir: &Path) -> Result<SmolConfig> {
+        let p = dir.join("state").join("progress.json");
+        let text = std::fs::read_to_string(&p).map_err(|e| io_err(&p, e))?;
+        let progress: Progress = serde_json::from_str(&text).map_err(|e| {
+            TrainError::Model(cox_model::Error::Json {
+                path: p.clone(),
+                msg: e.to_string(),
+            })
+        })?;
+        Ok(progress.config)
+    }
+
     /// Continues the run saved in `dir/state` (its settings must equal `cfg`).
     pub fn resume(dir: &Path, tower_dir: &Path, lm_dir: &Path, cfg: &SmolConfig) -> Result<Self> {
         let state = dir.join("state");
