@@ -117,20 +117,7 @@ pub fn probe_auc(
         if np == 0 || np == n || mp == 0 || mp == m {
             continue;
         }
-        // μ₊ − μ₋ from the training samples.
-        let (mut sp, mut sn) = (vec![0.0f64; dim], vec![0.0f64; dim]);
-        for (row, &p) in train.chunks_exact(dim).zip(&tr_pos) {
-            let acc = if p { &mut sp } else { &mut sn };
-            for (a, &x) in acc.iter_mut().zip(row) {
-                *a += x as f64;
-            }
-        }
-        let mut w: Vec<f64> = sp
-            .iter()
-            .zip(&sn)
-            .map(|(p, q)| p / np as f64 - q / (n - np) as f64)
-            .collect();
-        cholesky_solve(&cov, dim, &mut w);
+        let w = discriminant(train, &tr_pos, np, dim, &cov);
         let scores: Vec<f32> = test
             .chunks_exact(dim)
             .map(|row| {
@@ -259,22 +246,30 @@ pub fn probe_directions(
         if np == 0 || np == n {
             return Err(MetricsError::NoEvaluableFactor { op: OP, samples: n });
         }
-        let (mut sp, mut sn) = (vec![0.0f64; dim], vec![0.0f64; dim]);
-        for (row, &p) in train.chunks_exact(dim).zip(&pos) {
-            let acc = if p { &mut sp } else { &mut sn };
-            for (a, &x) in acc.iter_mut().zip(row) {
-                *a += x as f64;
-            }
-        }
-        let mut w: Vec<f64> = sp
-            .iter()
-            .zip(&sn)
-            .map(|(p, q)| p / np as f64 - q / (n - np) as f64)
-            .collect();
-        cholesky_solve(&cov, dim, &mut w);
+        let w = discriminant(train, &pos, np, dim, &cov);
         out.push(w.iter().map(|&x| x as f32).collect());
     }
     Ok(out)
+}
+
+/// `(Σ + εI)⁻¹ (μ₊ − μ₋)` for the rows of `train` flagged in `pos` (`np` of them, neither none
+/// nor all), `cov` being the Cholesky factor of `Σ + εI`.
+fn discriminant(train: &[f32], pos: &[bool], np: usize, dim: usize, cov: &[f64]) -> Vec<f64> {
+    let n = pos.len();
+    let (mut sp, mut sn) = (vec![0.0f64; dim], vec![0.0f64; dim]);
+    for (row, &p) in train.chunks_exact(dim).zip(pos) {
+        let acc = if p { &mut sp } else { &mut sn };
+        for (a, &x) in acc.iter_mut().zip(row) {
+            *a += x as f64;
+        }
+    }
+    let mut w: Vec<f64> = sp
+        .iter()
+        .zip(&sn)
+        .map(|(p, q)| p / np as f64 - q / (n - np) as f64)
+        .collect();
+    cholesky_solve(cov, dim, &mut w);
+    w
 }
 
 fn cholesky_lower(a: &mut [f64], dim: usize) {
