@@ -14,26 +14,13 @@ use candle_core::{DType, Device, Tensor, Var};
 use cox_model::gguf::CausalLm;
 use cox_model::{LayerSel, Logits, ResidualCapture};
 use cox_synth::{generate_range, Split, SynthConfig};
+use cox_train::smol::cpu_seconds;
 
 const SYSTEM: &str = "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n";
 const USER: &str = "<|im_start|>user\n";
 const AFTER_IMAGE: &str =
     "\nProvide a one-sentence caption for the provided image.<|im_end|>\n<|im_start|>assistant\n";
 const IMAGE_TOKENS: usize = 9;
-
-/// CPU seconds this process has used (user + system, from `/proc/self/stat`; 0 where that file
-/// does not exist). On a shared machine the wall time depends on the other processes, the CPU time
-/// much less: on an idle machine with `c` cores the wall time is about CPU time / c.
-fn cpu_seconds() -> f64 {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
-        return 0.0;
-    };
-    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    (ticks(11) + ticks(12)) / 100.0
-}
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let a: Vec<String> = std::env::args().collect();

@@ -323,6 +323,18 @@ pub fn smol_llava_config(
     Ok((v, parsed))
 }
 
+/// `dir/state/progress.json`.
+fn read_progress(dir: &Path) -> Result<Progress> {
+    let p = dir.join("state").join("progress.json");
+    let text = std::fs::read_to_string(&p).map_err(|e| io_err(&p, e))?;
+    serde_json::from_str(&text).map_err(|e| {
+        TrainError::Model(cox_model::Error::Json {
+            path: p.clone(),
+            msg: e.to_string(),
+        })
+    })
+}
+
 fn io_err(path: &Path, e: std::io::Error) -> TrainError {
     TrainError::io(path, e)
 }
@@ -472,28 +484,13 @@ impl SmolTrainer {
 
     /// The settings of the run saved in `dir/state`.
     pub fn saved_config(dir: &Path) -> Result<SmolConfig> {
-        let p = dir.join("state").join("progress.json");
-        let text = std::fs::read_to_string(&p).map_err(|e| io_err(&p, e))?;
-        let progress: Progress = serde_json::from_str(&text).map_err(|e| {
-            TrainError::Model(cox_model::Error::Json {
-                path: p.clone(),
-                msg: e.to_string(),
-            })
-        })?;
-        Ok(progress.config)
+        Ok(read_progress(dir)?.config)
     }
 
     /// Continues the run saved in `dir/state` (its settings must equal `cfg`).
     pub fn resume(dir: &Path, tower_dir: &Path, lm_dir: &Path, cfg: &SmolConfig) -> Result<Self> {
         let state = dir.join("state");
-        let p = state.join("progress.json");
-        let text = std::fs::read_to_string(&p).map_err(|e| io_err(&p, e))?;
-        let progress: Progress = serde_json::from_str(&text).map_err(|e| {
-            TrainError::Model(cox_model::Error::Json {
-                path: p.clone(),
-                msg: e.to_string(),
-            })
-        })?;
+        let progress = read_progress(dir)?;
         if &progress.config != cfg {
             return Err(TrainError::InvalidConfig {
                 field: "resume",

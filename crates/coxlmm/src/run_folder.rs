@@ -146,17 +146,7 @@ impl RunFolder {
 
     /// Every `steer/*.json`, sorted by file name.
     pub fn read_steers(&self) -> Result<Vec<crate::steer::SteerRecord>> {
-        let d = self.steer();
-        if !d.is_dir() {
-            return Ok(Vec::new());
-        }
-        let mut files: Vec<PathBuf> = std::fs::read_dir(&d)
-            .with_context(|| format!("cannot list {}", d.display()))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|e| e == "json"))
-            .collect();
-        files.sort();
-        files.iter().map(|p| read_json(p, "steer")).collect()
+        read_json_dir(&self.steer(), "steer")
     }
 
     pub fn read_causal(&self) -> Result<crate::causal::CausalReport> {
@@ -322,18 +312,22 @@ impl RunFolder {
 
     /// Every `explain/*.json`, sorted by file name.
     pub fn read_explanations(&self) -> Result<Vec<Explanation>> {
-        let d = self.explain();
-        if !d.is_dir() {
-            return Ok(Vec::new());
-        }
-        let mut files: Vec<PathBuf> = std::fs::read_dir(&d)
-            .with_context(|| format!("cannot list {}", d.display()))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|e| e == "json"))
-            .collect();
-        files.sort();
-        files.iter().map(|p| read_json(p, "explain")).collect()
+        read_json_dir(&self.explain(), "explain")
     }
+}
+
+/// Every `*.json` of `dir` (none when it does not exist), parsed, sorted by file name.
+fn read_json_dir<T: serde::de::DeserializeOwned>(dir: &Path, what: &'static str) -> Result<Vec<T>> {
+    if !dir.is_dir() {
+        return Ok(Vec::new());
+    }
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot list {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    files.sort();
+    files.iter().map(|p| read_json(p, what)).collect()
 }
 
 /// The id of an explained image, which names its `explain/<id>.json`: `cox_store::unique_file_stem`,
