@@ -2,7 +2,7 @@
 //! the same commands as for LLaVA, the architecture chosen by `config.json`'s `model_type`.
 //! The stored vectors are checked against the library's own generation, and the checkpoint's
 //! `generation_config.json` repetition penalty is applied unless `--repetition-penalty` says
-//! otherwise.
+//! otherwise. `coxlmm steer` on the same runs equals the library's generation with the same edit.
 
 use std::path::{Path, PathBuf};
 
@@ -10,7 +10,7 @@ use candle_core::DType;
 use cox_hook::TokenOfInterest;
 use cox_model::qwen2_vl::testing::{write_tiny_qwen, TinyQwenConfig};
 use cox_model::qwen2_vl::{QwenArch, QwenLayout};
-use cox_model::{LayerSel, Lmm, LoadOptions, ResidualCapture};
+use cox_model::{AddDirection, Edit, EditPositions, LayerSel, Lmm, LoadOptions, ResidualCapture};
 
 mod common;
 use common::{coxlmm, text};
@@ -231,6 +231,89 @@ fn check_architecture(arch: QwenArch, model_type: &str) {
     ]);
     assert!(o.status.success(), "{}", text(&o));
     assert!(text(&o).contains("caption:"), "{}", text(&o));
+
+    check_steering(&f, &lmm, &out);
+}
+
+/// `coxlmm steer` on the Qwen run: α = 0 changes nothing, and a vector file added at block 1
+/// gives exactly the captions of the library's own generation with the same edit (a vector ten
+/// times the size of the block's states, so it changes the captions).
+fn check_steering(f: &Fixture, lmm: &Lmm, out: &Path) {
+    let run = out.to_str().unwrap();
+    let steer = |extra: &[&str]| {
+        let mut args = vec!["steer", "--run", run, "--concept", "0", "--split", "test"];
+        args.extend_from_slice(extra);
+        let o = coxlmm(&args);
+        assert!(o.status.success(), "{}", text(&o));
+    };
+    let record = |name: &str| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(out.join("steer").join(name)).unwrap())
+            .unwrap()
+    };
+    steer(&["--alpha", "0"]);
+    let zero = record("snmf-c0-atom-a0-generated.json");
+    let caps = zero["captions"].as_array().unwrap();
+    // The test split's samples that generated the token (the run's stored test rows).
+    assert!(!caps.is_empty() && caps.len() <= SIZES.len() - TRAIN);
+    for c in caps {
+        assert_eq!(c["before"], c["after"]);
+    }
+
+    // The vector: a fixed pattern scaled to ten times the mean norm of block 1's states.
+    let capture = ResidualCapture::new([LayerSel::Block(1)]);
+    let px = lmm.load_pixels(f.data.join("images/4.png")).unwrap();
+    let input = lmm.prepare(PROMPT, Some(&px)).unwrap();
+    let g = lmm
+        .generate(&input, &lmm.default_params(MAX_NEW, &capture))
+        .unwrap();
+    let states: Vec<Vec<f32>> = g.residuals[0].to_vec2().unwrap();
+    let state_norm = states
+        .iter()
+        .map(|r| r.iter().map(|x| x * x).sum::<f32>().sqrt())
+        .sum::<f32>()
+        / states.len() as f32;
+    let b = lmm.hidden_size();
+    let pattern: Vec<f32> = (0..b).map(|i| ((i * 7 % 11) as f32) - 5.0).collect();
+    let pattern_norm = pattern.iter().map(|x| x * x).sum::<f32>().sqrt();
+    let v: Vec<f32> = pattern
+        .iter()
+        .map(|x| x * 10.0 * state_norm / pattern_norm)
+        .collect();
+    let vfile = out.join("v.safetensors");
+    cox_store::write_activations(
+        &vfile,
+        &cox_store::Matrix {
+            data: v.clone(),
+            rows: 1,
+            cols: b,
+        },
+        cox_store::DiskDtype::F32,
+        &serde_json::json!({}),
+    )
+    .unwrap();
+    steer(&[
+        "--alpha",
+        "1",
+        "--positions",
+        "all",
+        "--vector",
+        &format!("file:{}", vfile.display()),
+    ]);
+    let steered = record("snmf-c0-file-v-a1-all.json");
+    let mut changed = 0;
+    for c in steered["captions"].as_array().unwrap() {
+        let image = Path::new(c["image"].as_str().unwrap());
+        let px = lmm.load_pixels(image).unwrap();
+        let input = lmm.prepare(PROMPT, Some(&px)).unwrap();
+        let edit = Edit::new(1, EditPositions::All, AddDirection::new(&v, 1.0).unwrap());
+        let capture = ResidualCapture::none().with_edits(vec![edit]);
+        let want = lmm
+            .generate(&input, &lmm.default_params(MAX_NEW, &capture))
+            .unwrap();
+        assert_eq!(c["after"].as_str(), Some(want.text.trim()), "{c}");
+        changed += usize::from(c["before"] != c["after"]);
+    }
+    assert!(changed > 0, "the vector changed no caption: {steered}");
 }
 
 #[test]
