@@ -57,6 +57,9 @@ fn demo_runs_end_to_end_resumes_and_explains() {
     assert!(t.contains("report: "), "{t}");
     // The model is loaded once and shared by extraction (train and test), grounding and the rest.
     assert_eq!(loads(&o), 1, "{t}");
+    // Without --layer the demo runs at the model's last block (block 2 of 3 here).
+    let settings = coxlmm::RunFolder::new(&out).read_settings().unwrap();
+    assert_eq!(settings.layer, "2");
 
     // The world, the stores, one dictionary per method, the grounding, the metrics, the report.
     assert!(out.join("data/captions.jsonl").is_file());
@@ -328,6 +331,20 @@ fn bad_pipeline_input_gets_clear_errors() {
     let o = coxlmm(&["demo", "--out", out.to_str().unwrap(), "--token", "dog"]);
     assert!(!o.status.success());
     assert!(text(&o).contains("circle, square"), "{}", text(&o));
+    // tiny-llava-smol before `cargo xtask fetch` assembled it: what to run.
+    let empty = dir.path().join("no-models");
+    std::fs::create_dir_all(&empty).unwrap();
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_coxlmm"))
+        .args(["demo", "--out", out.to_str().unwrap(), "--model", "smol"])
+        .env("COXLMM_MODELS", &empty)
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(
+        text(&o).contains("no tiny-llava-smol") && text(&o).contains("cargo xtask fetch"),
+        "{}",
+        text(&o)
+    );
     // A folder that is not a run.
     let o = coxlmm(&["report", "--run", dir.path().to_str().unwrap()]);
     assert!(!o.status.success());

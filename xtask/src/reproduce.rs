@@ -21,7 +21,7 @@ use serde_json::{json, Value};
 
 use crate::workspace_root;
 
-#[derive(clap::Args)]
+#[derive(clap::Args, Clone)]
 pub struct Args {
     /// Where the markdown and JSON results go.
     #[arg(long, default_value = "docs/reproduce")]
@@ -57,6 +57,9 @@ pub struct Args {
 pub enum Setting {
     /// The committed tiny model on the cox-synth world.
     Synthetic,
+    /// tiny-llava-smol (the real SmolLM2-135M-Instruct decoder, assembled by `cargo xtask fetch`)
+    /// on the cox-synth world.
+    SyntheticSmol,
     /// LLaVA-1.5 on COCO (the paper's setting).
     Coco,
 }
@@ -78,6 +81,38 @@ pub struct Protocol {
     /// Test scenes steered per factor value (`coxlmm causal --scenes`); 0: no causal validity.
     #[serde(default)]
     pub causal_scenes: usize,
+    /// The layer sweep visits every `layer_stride`-th block, the main layer and `norm`.
+    #[serde(default = "one")]
+    pub layer_stride: usize,
+    /// Train and test scenes of the synthetic world (None: not a synthetic setting).
+    #[serde(default)]
+    pub world_scenes: Option<[usize; 2]>,
+}
+
+fn one() -> usize {
+    1
+}
+
+impl Protocol {
+    fn synthetic(&self) -> bool {
+        self.world_scenes.is_some()
+    }
+
+    /// The layers of the sweep: every `layer_stride`-th of `n_layers` blocks, the main layer and
+    /// `norm`, in order.
+    pub fn sweep_layers(&self, n_layers: usize) -> Vec<String> {
+        let stride = self.layer_stride.max(1);
+        let mut blocks: Vec<usize> = (0..n_layers).step_by(stride).collect();
+        if let Ok(main) = self.layer.parse::<usize>() {
+            if !blocks.contains(&main) {
+                blocks.push(main);
+                blocks.sort_unstable();
+            }
+        }
+        let mut names: Vec<String> = blocks.iter().map(|b| b.to_string()).collect();
+        names.push("norm".into());
+        names
+    }
 }
 
 /// What happened to the Noise-Imgs baseline of one token.
@@ -108,6 +143,9 @@ pub struct TokenResults {
     /// `causal.json` of the main run (synthetic world).
     #[serde(default)]
     pub causal: Option<coxlmm::causal::CausalReport>,
+    /// The main run's Semi-NMF concepts' grounded words (`ground/snmf.json`), concept by concept.
+    #[serde(default)]
+    pub words: Vec<Vec<String>>,
 }
 
 /// `docs/reproduce/<setting>.json`.
@@ -144,6 +182,7 @@ pub fn run(mut a: Args) -> Result<()> {
     std::env::set_current_dir(&root)?;
     let p = match a.setting {
         Setting::Synthetic => synthetic_protocol(&a)?,
+        Setting::SyntheticSmol => synthetic_smol_protocol(&a)?,
         Setting::Coco => coco_protocol(&a)?,
     };
     let work = a.work.clone().unwrap_or_else(|| {
@@ -162,10 +201,9 @@ pub fn run(mut a: Args) -> Result<()> {
     timings.push(("build".to_string(), t.elapsed().as_secs_f64()));
     let cli = PathBuf::from("target/release/coxlmm");
 
-    if p.setting == "synthetic" {
+    if let Some([train, test]) = p.world_scenes {
         let world = work.join("world");
         if !world.join("captions.jsonl").is_file() {
-            let (train, test) = if p.quick { (600, 150) } else { (2400, 600) };
             eprintln!(
                 "== world: {train} train + {test} test scenes into {}",
                 world.display()
@@ -181,14 +219,13 @@ pub fn run(mut a: Args) -> Result<()> {
             cox_synth::io::write_dataset(&world, &scenes)?;
         }
     }
-    let data = if p.setting == "synthetic" {
+    let data = if p.synthetic() {
         format!("folder:{}", work.join("world").display())
     } else {
         p.data.clone()
     };
     let n_layers = num_layers(&p.model)?;
-    let mut layer_names: Vec<String> = (0..n_layers).map(|i| i.to_string()).collect();
-    layer_names.push("norm".into());
+    let layer_names = p.sweep_layers(n_layers);
 
     let mut tokens = BTreeMap::new();
     for token in &p.tokens {
@@ -223,6 +260,10 @@ pub fn run(mut a: Args) -> Result<()> {
         };
         coxlmm(&cli, &common(&main_dir, &p.layer, p.k, &p.methods))?;
         r.main = read_metrics(&main_dir)?;
+        r.words = RunFolder::new(&main_dir)
+            .read_grounding(Method::SemiNmf)
+            .map(|g| g.words.into_iter().map(|c| c.words).collect())
+            .unwrap_or_default();
         timings.push((format!("{token}: main run"), t.elapsed().as_secs_f64()));
 
         // Causal validity (docs/method.md §5.8): steering with each method's concepts and the
@@ -347,6 +388,8 @@ fn synthetic_protocol(a: &Args) -> Result<Protocol> {
         );
     }
     Ok(Protocol {
+        layer_stride: 1,
+        world_scenes: Some(if a.quick { [600, 150] } else { [2400, 600] }),
         setting: "synthetic".into(),
         model,
         data: "folder:<work>/world".into(),
@@ -364,6 +407,33 @@ fn synthetic_protocol(a: &Args) -> Result<Protocol> {
         quick: a.quick,
         causal_scenes: a.causal_scenes.unwrap_or(if a.quick { 4 } else { 8 }),
     })
+}
+
+/// tiny-llava-smol on the synthetic world: the protocol of the synthetic setting at SmolLM2's last
+/// block (29 of 30), the layer sweep over every third block and `norm`. The world is smaller
+/// than the synthetic setting's (a 135M-parameter decoder captions ~20× slower than the tiny one).
+fn synthetic_smol_protocol(a: &Args) -> Result<Protocol> {
+    let model = a
+        .model
+        .clone()
+        .unwrap_or_else(|| ".cache/models/tiny-llava-smol".to_string());
+    if !Path::new(&model).join("model.safetensors").is_file() {
+        bail!(
+            "no model at {model}: run `cargo xtask fetch` first (it fetches SmolLM2-135M-Instruct \
+             and assembles tiny-llava-smol from the parts committed in \
+             crates/cox-synth/assets/tiny-llava-smol), or pass --model DIR"
+        );
+    }
+    let mut p = synthetic_protocol(&Args {
+        model: Some(model),
+        ..a.clone()
+    })?;
+    p.setting = "synthetic-smol".into();
+    p.layer = (num_layers(&p.model)? - 1).to_string();
+    p.layer_stride = 3;
+    p.world_scenes = Some(if a.quick { [400, 100] } else { [1200, 300] });
+    p.noise_images = if a.quick { 40 } else { 150 };
+    Ok(p)
 }
 
 fn coco_protocol(a: &Args) -> Result<Protocol> {
@@ -410,6 +480,8 @@ fn coco_protocol(a: &Args) -> Result<Protocol> {
         clip: a.clip.as_ref().map(|c| c.display().to_string()),
         quick: a.quick,
         causal_scenes: 0,
+        layer_stride: 1,
+        world_scenes: None,
     })
 }
 
@@ -942,6 +1014,28 @@ pub fn causal_table(r: &Results) -> String {
     s + &ablation
 }
 
+/// The main runs' Semi-NMF concepts in words: what each concept decodes to through the LM head
+/// (docs/method.md §4.1), the first eight grounded words of every concept.
+pub fn words_section(r: &Results) -> String {
+    if r.tokens.values().all(|t| t.words.is_empty()) {
+        return String::new();
+    }
+    let mut s = String::from(
+        "\n## Grounded words of the Semi-NMF concepts (main run)\n\nEach concept's first eight grounded words (decoded through the model's LM head, docs/method.md §4.1), as the report's concept pages show them.\n\n| Token | Concept | Words |\n|---|---|---|\n",
+    );
+    for (token, t) in &r.tokens {
+        for (k, words) in t.words.iter().enumerate() {
+            let shown: Vec<String> = words
+                .iter()
+                .take(8)
+                .map(|w| w.replace('|', "\\|"))
+                .collect();
+            let _ = writeln!(s, "| {token} | {k} | {} |", shown.join(", "));
+        }
+    }
+    s
+}
+
 /// The whole markdown page.
 pub fn render(r: &Results) -> String {
     let p = &r.protocol;
@@ -990,6 +1084,7 @@ pub fn render(r: &Results) -> String {
     s.push_str(&table1(r));
     s.push_str("\n## Table 2: overlap of the grounded words (lower = more disentangled)\n\n");
     s.push_str(&table2(r));
+    s.push_str(&words_section(r));
     s.push_str("\n## Ground-truth recovery AUC (train / test)\n\nMean over the world's factors of the best concept's ROC AUC at detecting the factor (synthetic world only). The last column is not a dictionary: a regularised linear discriminant per factor value fitted with the labels on the training rows and scored on the test rows (`cox_metrics::probe_auc`), i.e. how much of each factor the representation carries linearly; a single concept cannot do better than a linear read-out.\n\n");
     s.push_str(&recovery_table(r));
     s.push_str("\n## Layer sweep (docs/method.md §6.3), Semi-NMF\n\nGrounding BS: BERTScore F1 of each concept's words against the captions of its 5 most-activating training samples, mean over concepts (docs/method.md §5.4), beside Rnd-Words with the same MAS.\n\n");

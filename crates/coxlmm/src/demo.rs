@@ -1,7 +1,9 @@
-//! The demo: the whole pipeline offline on the synthetic world of cox-synth and the tiny LLaVA
-//! trained on it (committed under `crates/cox-synth/assets/`).
+//! The demo: the whole pipeline offline on the synthetic world of cox-synth and a LLaVA trained on
+//! it: the committed tiny-llava-synth (`crates/cox-synth/assets/`) or tiny-llava-smol (the real
+//! SmolLM2-135M-Instruct decoder, assembled by `cargo xtask fetch` from its committed parts).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
 
 use anyhow::{bail, Context, Result};
 use cox_synth::{generate_split, Split, SynthConfig};
@@ -16,8 +18,8 @@ pub struct DemoParams {
     pub out: PathBuf,
     /// A shape noun of the world.
     pub token: String,
-    /// A decoder block index or `norm`.
-    pub layer: String,
+    /// A decoder block index or `norm` (`None`: the model's last block).
+    pub layer: Option<String>,
     /// Training scenes generated.
     pub train: usize,
     /// Test scenes generated.
@@ -26,8 +28,8 @@ pub struct DemoParams {
     pub lambda: f64,
     /// Seed of the world and of every random choice.
     pub seed: u64,
-    /// The model (`None`: the committed tiny-llava-synth).
-    pub model: Option<PathBuf>,
+    /// The model.
+    pub model: DemoModel,
 }
 
 impl Default for DemoParams {
@@ -35,32 +37,113 @@ impl Default for DemoParams {
         Self {
             out: PathBuf::from("target/demo"),
             token: "circle".into(),
-            layer: "2".into(),
+            layer: None,
             train: 2400,
             test: 600,
             k: 20,
             lambda: 1.0,
             seed: 0,
-            model: None,
+            model: DemoModel::Synth,
         }
+    }
+}
+
+/// The models the demo knows by name, or a checkpoint directory.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DemoModel {
+    /// The committed tiny-llava-synth (3 blocks, 80-word vocabulary): the fast default.
+    Synth,
+    /// tiny-llava-smol: the synthetic world's vision tower and projector on the real
+    /// SmolLM2-135M-Instruct (30 blocks, 49,152 tokens), assembled by `cargo xtask fetch`.
+    Smol,
+    /// A LLaVA checkpoint directory trained on the synthetic world.
+    Dir(PathBuf),
+}
+
+impl FromStr for DemoModel {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            "synth" => DemoModel::Synth,
+            "smol" => DemoModel::Smol,
+            _ => DemoModel::Dir(PathBuf::from(s)),
+        })
+    }
+}
+
+impl DemoModel {
+    /// The checkpoint directory; tiny-llava-smol lives in the fetched models' folder
+    /// ([`crate::scores::models_dir`]).
+    pub fn dir(&self) -> PathBuf {
+        match self {
+            DemoModel::Synth => cox_synth::default_model_dir(),
+            DemoModel::Smol => crate::scores::models_dir().join("tiny-llava-smol"),
+            DemoModel::Dir(d) => d.clone(),
+        }
+    }
+
+    /// The checkpoint directory, checked to hold a model (what to do when it does not).
+    pub fn checked_dir(&self) -> Result<PathBuf> {
+        let dir = self.dir();
+        if dir.join("model.safetensors").is_file() {
+            return Ok(dir);
+        }
+        match self {
+            DemoModel::Synth => bail!(
+                "no trained model at {}: this checkout lacks the committed checkpoint; train one \
+                 with `cargo xtask train-synth`",
+                dir.display()
+            ),
+            DemoModel::Smol => bail!(
+                "no tiny-llava-smol at {}: run `cargo xtask fetch` first (it fetches \
+                 SmolLM2-135M-Instruct and assembles tiny-llava-smol from the parts committed in \
+                 crates/cox-synth/assets/tiny-llava-smol)",
+                dir.display()
+            ),
+            DemoModel::Dir(_) => bail!(
+                "no model at {}: expected a LLaVA checkpoint directory with model.safetensors",
+                dir.display()
+            ),
+        }
+    }
+}
+
+/// The index of a checkpoint's last decoder block, as a layer name (`config.json`'s
+/// `text_config.num_hidden_layers` − 1).
+pub fn last_block(model: &Path) -> Result<String> {
+    let cfg = model.join("config.json");
+    let v: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(&cfg).with_context(|| format!("cannot read {}", cfg.display()))?,
+    )
+    .with_context(|| format!("{} is not JSON", cfg.display()))?;
+    match v["text_config"]["num_hidden_layers"].as_u64() {
+        Some(n) if n > 0 => Ok((n - 1).to_string()),
+        _ => bail!(
+            "{}: no text_config.num_hidden_layers; pass --layer",
+            cfg.display()
+        ),
     }
 }
 
 impl DemoParams {
     /// The run settings the demo uses for its world.
-    pub fn settings(&self, model: &std::path::Path) -> RunSettings {
+    pub fn settings(&self, model: &Path) -> Result<RunSettings> {
         let folder = RunFolder::new(&self.out);
+        let layer = match &self.layer {
+            Some(l) => l.clone(),
+            None => last_block(model)?,
+        };
         let mut s = RunSettings::new(
             model.display().to_string(),
             format!("folder:{}", folder.world().display()),
             self.token.clone(),
-            self.layer.clone(),
+            layer,
         );
         s.k = self.k;
         s.lambda = self.lambda;
         s.seed = self.seed;
         s.stability_seeds = 2;
-        s
+        Ok(s)
     }
 }
 
@@ -72,14 +155,7 @@ pub fn demo(p: &DemoParams) -> Result<RunOutcome> {
             p.token
         );
     }
-    let model = p.model.clone().unwrap_or_else(cox_synth::default_model_dir);
-    if !model.join("model.safetensors").is_file() {
-        bail!(
-            "no trained model at {}: this checkout lacks the committed checkpoint; train one with \
-             `cargo xtask train-synth`",
-            model.display()
-        );
-    }
+    let model = p.model.checked_dir()?;
     let folder = RunFolder::new(&p.out);
     let world = folder.world();
     if !world.join("captions.jsonl").is_file() {
@@ -95,7 +171,7 @@ pub fn demo(p: &DemoParams) -> Result<RunOutcome> {
         cox_synth::io::write_dataset(&world, &scenes)
             .with_context(|| format!("writing the world into {}", world.display()))?;
     }
-    let settings = p.settings(&model);
+    let settings = p.settings(&model)?;
     // A folder of another run is refused before the model is loaded.
     settings.check()?;
     folder.open(&settings)?;

@@ -24,6 +24,8 @@ fn protocol(setting: &str) -> Protocol {
         clip: None,
         quick: false,
         causal_scenes: 0,
+        layer_stride: 1,
+        world_scenes: Some([600, 150]),
     }
 }
 
@@ -298,4 +300,41 @@ fn causal_table_rows_from_causal_reports() {
     );
     assert!(t.contains("| Token | Direction | factor values | α = 0.5 | α = 1 | α = 2 | α = 4 |"));
     assert!(render(&r).contains("## Causal validity"));
+}
+
+#[test]
+fn the_smol_layer_sweep_visits_every_third_block_the_main_layer_and_norm() {
+    let mut p = protocol("synthetic-smol");
+    p.layer = "29".into();
+    p.layer_stride = 3;
+    let names = p.sweep_layers(30);
+    assert_eq!(
+        names,
+        ["0", "3", "6", "9", "12", "15", "18", "21", "24", "27", "29", "norm"]
+    );
+    // Stride 1 (the synthetic setting): every block, the main layer once.
+    let all = protocol("synthetic").sweep_layers(3);
+    assert_eq!(all, ["0", "1", "2", "norm"]);
+    // A protocol written before the field existed reads as stride 1.
+    let mut v = serde_json::to_value(protocol("synthetic")).unwrap();
+    v.as_object_mut().unwrap().remove("layer_stride");
+    let back: Protocol = serde_json::from_value(v).unwrap();
+    assert_eq!(back.layer_stride, 1);
+}
+
+#[test]
+fn grounded_words_are_listed_per_concept_with_pipes_escaped() {
+    let mut r = results();
+    assert_eq!(words_section(&r), "", "no words, no section");
+    r.tokens.get_mut("circle").unwrap().words = vec![
+        (0..10).map(|i| format!("w{i}")).collect(),
+        vec!["red".into(), "a|b".into()],
+    ];
+    let s = words_section(&r);
+    assert_eq!(
+        row(&s, "| circle | 0 |"),
+        "| circle | 0 | w0, w1, w2, w3, w4, w5, w6, w7 |"
+    );
+    assert_eq!(row(&s, "| circle | 1 |"), "| circle | 1 | red, a\\|b |");
+    assert!(render(&r).contains("## Grounded words of the Semi-NMF concepts"));
 }

@@ -1,9 +1,9 @@
-//! `coxlmm demo`: the whole pipeline offline on the synthetic world and the committed tiny model.
+//! `coxlmm demo`: the whole pipeline offline on the synthetic world and a model trained on it.
 
 use std::path::PathBuf;
 
 use anyhow::Result;
-use coxlmm::demo::{demo, DemoParams};
+use coxlmm::demo::{demo, DemoModel, DemoParams};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -13,9 +13,9 @@ pub struct Args {
     /// Token of interest: a shape noun of the world (circle, square, triangle, star, cross, diamond).
     #[arg(long, default_value = "circle")]
     token: String,
-    /// Layer: a decoder block index or `norm`.
-    #[arg(long, default_value = "2")]
-    layer: String,
+    /// Layer: a decoder block index or `norm` (default: the model's last block).
+    #[arg(long)]
+    layer: Option<String>,
     /// Training scenes generated (about a third show the token's shape).
     #[arg(long, default_value_t = 2400)]
     train: usize,
@@ -31,9 +31,11 @@ pub struct Args {
     /// Seed of the world and of every random choice.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// The model (default: the committed tiny-llava-synth).
-    #[arg(long)]
-    model: Option<PathBuf>,
+    /// The model: `synth` (the committed tiny-llava-synth, fast), `smol` (tiny-llava-smol: the
+    /// real SmolLM2-135M-Instruct decoder; run `cargo xtask fetch` first) or a checkpoint
+    /// directory trained on the synthetic world.
+    #[arg(long, default_value = "synth")]
+    model: DemoModel,
 }
 
 pub fn run(a: Args) -> Result<()> {
@@ -48,8 +50,7 @@ pub fn run(a: Args) -> Result<()> {
         seed: a.seed,
         model: a.model,
     };
-    let model = p.model.clone().unwrap_or_else(cox_synth::default_model_dir);
     let outcome = demo(&p)?;
-    super::run::print_outcome(&p.settings(&model), &outcome)?;
+    super::run::print_outcome(&p.settings(&p.model.dir())?, &outcome)?;
     Ok(())
 }
