@@ -87,9 +87,20 @@ fn fixture() -> Fixture {
 
 impl Fixture {
     fn extract_cmd(&self, out: &Path, token: &str, layer: &str, extra: &[&str]) -> Command {
+        self.extract_cmd_of(&self.model, out, token, layer, extra)
+    }
+
+    fn extract_cmd_of(
+        &self,
+        model: &Path,
+        out: &Path,
+        token: &str,
+        layer: &str,
+        extra: &[&str],
+    ) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_coxlmm"));
         c.args(["extract", "--model"])
-            .arg(&self.model)
+            .arg(model)
             .arg("--data")
             .arg(format!("folder:{}", self.data.display()))
             .args([
@@ -763,4 +774,54 @@ fn run_reads_outside_paths_only_when_allowed() {
     // The permission is not a run setting: the same run resumes without it being recorded.
     let settings = std::fs::read_to_string(allowed.join("run.json")).unwrap();
     assert!(!settings.contains("allow_outside_paths"), "{settings}");
+}
+
+/// The same extraction with one thread and with two (workers and matrix products) writes the
+/// same bytes, on the mid checkpoint whose products are large enough for candle to split them
+/// across threads (width 512, 256 image tokens).
+#[test]
+fn extraction_is_bit_identical_across_thread_counts() {
+    let f = fixture();
+    let mid = f.root.join("mid");
+    write_tiny_llava(&mid, &TinyConfig::mid(), 0).unwrap();
+    let mut llava = Llava::load(mid.to_str().unwrap(), &LoadOptions::default()).unwrap();
+    llava.tokenizer.eos_token_ids.clear();
+    let g = llava
+        .caption(f.data.join("images/0.png"), PROMPT, 12)
+        .unwrap();
+    let tok = llava.tokenizer.inner();
+    let token = g
+        .generated_ids
+        .iter()
+        .filter_map(|&id| tok.id_to_token(id))
+        .map(|w| w.trim_start_matches(['Ġ', '▁']).to_string())
+        .find(|w| {
+            w.len() > 1
+                && w.chars().all(|c| c.is_ascii_alphanumeric())
+                && TokenOfInterest::new(tok, w).is_ok_and(|t| t.find(&g.generated_ids).is_some())
+        })
+        .expect("the mid model generates a word");
+    let run = |threads: &str| {
+        let out = f.root.join(format!("store-t{threads}"));
+        let extra = [
+            "--gt-filter",
+            "none",
+            "--threads",
+            threads,
+            "--model-threads",
+            threads,
+            "--limit",
+            "3",
+        ];
+        ok(&f
+            .extract_cmd_of(&mid, &out, &token, "0,3,norm", &extra)
+            .output()
+            .unwrap());
+        out
+    };
+    let one = run("1");
+    let two = run("2");
+    let rows = cox_store::read_run(&one, Some("norm")).unwrap().matrix.rows;
+    assert!(rows > 0, "no row kept: the comparison would be empty");
+    assert_eq!(shard_files(&one), shard_files(&two));
 }

@@ -35,6 +35,10 @@ pub struct Args {
     /// has this many tokens; the demo model stops at its EOS, ≤ 50 tokens).
     #[arg(long, default_value_t = 16)]
     mid_tokens: usize,
+    /// Scenes extracted with tiny-llava-smol (per batch size), when `cargo xtask fetch` has
+    /// assembled it; 0 skips it.
+    #[arg(long, default_value_t = 24)]
+    smol_images: usize,
     /// The batched run's --batch.
     #[arg(long, default_value_t = 8)]
     batch: usize,
@@ -326,7 +330,11 @@ pub fn run(a: Args) -> Result<()> {
 
     let work = root.join("target/bench-extract");
     std::fs::create_dir_all(&work)?;
-    let n = a.images.max(a.mid_images).max(a.hook_images);
+    let n = a
+        .images
+        .max(a.mid_images)
+        .max(a.hook_images)
+        .max(a.smol_images);
     let data = work.join(format!("world-{n}"));
     if !data.join("captions.jsonl").is_file() {
         let scenes = generate_split(&SynthConfig::default(), 0, Split::Train, n)?;
@@ -356,7 +364,15 @@ pub fn run(a: Args) -> Result<()> {
     // word; the hook then keeps no row, which does not change the time of anything measured.
     let qwen_token = generated_word(&load(&qwen_dir)?, &images[0], a.mid_tokens)
         .unwrap_or_else(|_| "image".into());
-    let cases = [
+    let smol_dir = coxlmm::scores::models_dir().join("tiny-llava-smol");
+    let smol = a.smol_images > 0 && smol_dir.join("model.safetensors").is_file();
+    if a.smol_images > 0 && !smol {
+        eprintln!(
+            "== tiny-llava-smol skipped: not assembled at {} (run `cargo xtask fetch`)",
+            smol_dir.display()
+        );
+    }
+    let mut cases = vec![
         Case {
             name: "tiny-llava-synth",
             model: cox_synth::default_model_dir(),
@@ -385,6 +401,17 @@ pub fn run(a: Args) -> Result<()> {
             ignore_eos: true,
         },
     ];
+    if smol {
+        cases.push(Case {
+            name: "tiny-llava-smol",
+            model: smol_dir,
+            token: "circle".into(),
+            layer: "29".into(),
+            images: a.smol_images,
+            max_new_tokens: 50,
+            ignore_eos: false,
+        });
+    }
 
     let mut runs: Vec<(&Case, Timings)> = Vec::new();
     let mut hooks = Vec::new();
@@ -393,7 +420,7 @@ pub fn run(a: Args) -> Result<()> {
             let tm = extract(&cli, case, &data, batch, &work)?;
             runs.push((case, tm));
         }
-        let n_hook = if case.name.contains("mid") {
+        let n_hook = if case.name.contains("mid") || case.name.contains("smol") {
             (a.hook_images / 4).max(1)
         } else {
             a.hook_images
@@ -461,6 +488,15 @@ fn render(
              1.05 applies; \
              every caption is {} tokens (`--ignore-eos`); token `{}`, layer {}.\n\n",
             c.max_new_tokens, c.token, c.layer
+        ));
+    }
+    if let Some((c, _)) = runs.iter().find(|(c, _)| c.name == "tiny-llava-smol") {
+        md.push_str(&format!(
+            "- **tiny-llava-smol**: the demo's vision tower and a trained projector on the real \
+             SmolLM2-135M-Instruct (width 576 × 30 blocks, 49,152-token vocabulary, tied LM \
+             head; assembled by `cargo xtask fetch`), prompted with its chat template; token `{}`, \
+             layer {}, captions end at its EOS (≤ {} tokens).\n\n",
+            c.token, c.layer, c.max_new_tokens
         ));
     }
     md.push_str("| model | --batch | images | kept | images/s |");
@@ -608,6 +644,7 @@ mod tests {
         let args = Args {
             images: 20,
             mid_images: 1,
+            smol_images: 0,
             mid_tokens: 8,
             batch: 8,
             hook_images: 4,
