@@ -338,3 +338,37 @@ fn grounded_words_are_listed_per_concept_with_pipes_escaped() {
     assert_eq!(row(&s, "| circle | 1 |"), "| circle | 1 | red, a\\|b |");
     assert!(render(&r).contains("## Grounded words of the Semi-NMF concepts"));
 }
+
+#[test]
+fn the_smol_protocol_needs_the_assembled_model_and_uses_its_last_block() {
+    let a = Args {
+        out: "x".into(),
+        setting: Setting::SyntheticSmol,
+        model: Some("/nonexistent/tiny-llava-smol".into()),
+        coco: None,
+        clip: None,
+        quick: false,
+        work: None,
+        causal_scenes: None,
+    };
+    let e = synthetic_smol_protocol(&a).unwrap_err().to_string();
+    assert!(e.contains("cargo xtask fetch"), "{e}");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("model.safetensors"), b"").unwrap();
+    std::fs::write(
+        dir.path().join("config.json"),
+        r#"{"text_config": {"num_hidden_layers": 30}}"#,
+    )
+    .unwrap();
+    let a = Args {
+        model: Some(dir.path().display().to_string()),
+        ..a
+    };
+    let p = synthetic_smol_protocol(&a).unwrap();
+    assert_eq!(
+        (p.setting.as_str(), p.layer.as_str(), p.layer_stride),
+        ("synthetic-smol", "29", 3)
+    );
+    assert_eq!(p.world_scenes, Some([1200, 300]));
+    assert_eq!(p.sweep_layers(30).len(), 12);
+}
