@@ -223,6 +223,24 @@ fn write_note(
     {
         writeln!(s, "| {} | {:.4} | {:.3} |", p.step, p.loss, p.grad_norm)?;
     }
+    writeln!(
+        s,
+        "\n## Held-out greedy captions during training\n\n| step | scenes | shape | colour | size | position | exact caption |\n|---|---|---|---|---|---|---|"
+    )?;
+    for e in trainer.evals() {
+        let r = &e.report;
+        writeln!(
+            s,
+            "| {} | {} | {:.1} % | {:.1} % | {:.1} % | {:.1} % | {:.1} % |",
+            e.step,
+            r.scenes,
+            100.0 * r.shape,
+            100.0 * r.colour,
+            100.0 * r.size,
+            100.0 * r.position,
+            100.0 * r.exact_match
+        )?;
+    }
     writeln!(s, "\nFull curves: `loss_curve.csv`, `eval_curve.csv`. Held-out scores: `cargo xtask eval-synth --model .cache/models/tiny-llava-smol` (docs/benchmarks.md).")?;
     std::fs::write(out.join("TRAINING.md"), s)
         .with_context(|| format!("writing {}", out.join("TRAINING.md").display()))?;

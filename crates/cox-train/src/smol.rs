@@ -529,6 +529,11 @@ impl SmolTrainer {
         &self.progress.curve
     }
 
+    /// The periodic held-out evaluations so far.
+    pub fn evals(&self) -> &[SmolEval] {
+        &self.progress.evals
+    }
+
     /// Every trainable tensor under its checkpoint name: the projector's
     /// (`multi_modal_projector.linear_1.weight`, …) and the adapters'
     /// (`language_model.model.layers.N.self_attn.q_proj.lora_A.weight` / `lora_B.weight`, PEFT's
