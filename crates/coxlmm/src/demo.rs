@@ -82,6 +82,15 @@ impl DemoModel {
         }
     }
 
+    /// The default world: (train, test) scenes. tiny-llava-smol's decoder captions ~20× slower
+    /// than tiny-llava-synth's, so its world is half as large.
+    pub fn default_world(&self) -> (usize, usize) {
+        match self {
+            DemoModel::Smol => (1200, 300),
+            _ => (2400, 600),
+        }
+    }
+
     /// The checkpoint directory, checked to hold a model (what to do when it does not).
     pub fn checked_dir(&self) -> Result<PathBuf> {
         let dir = self.dir();
@@ -177,4 +186,28 @@ pub fn demo(p: &DemoParams) -> Result<RunOutcome> {
     folder.open(&settings)?;
     let model = Model::load(&settings.model, &ModelOptions::default())?;
     crate::pipeline::run(&settings, &folder, &model)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn demo_models_by_name_and_their_defaults() {
+        assert_eq!("synth".parse::<DemoModel>(), Ok(DemoModel::Synth));
+        assert_eq!("smol".parse::<DemoModel>(), Ok(DemoModel::Smol));
+        assert_eq!(
+            "runs/m".parse::<DemoModel>(),
+            Ok(DemoModel::Dir(PathBuf::from("runs/m")))
+        );
+        assert_eq!(DemoModel::Synth.default_world(), (2400, 600));
+        assert_eq!(DemoModel::Smol.default_world(), (1200, 300));
+        assert!(DemoModel::Smol.dir().ends_with("tiny-llava-smol"));
+        // The committed model has 3 blocks: the demo's default layer is block 2.
+        assert_eq!(last_block(&DemoModel::Synth.dir()).unwrap(), "2");
+        let e = last_block(Path::new("/nonexistent"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("cannot read"), "{e}");
+    }
 }

@@ -16,12 +16,13 @@ pub struct Args {
     /// Layer: a decoder block index or `norm` (default: the model's last block).
     #[arg(long)]
     layer: Option<String>,
-    /// Training scenes generated (about a third show the token's shape).
-    #[arg(long, default_value_t = 2400)]
-    train: usize,
-    /// Test scenes generated.
-    #[arg(long, default_value_t = 600)]
-    test: usize,
+    /// Training scenes generated (about a third show the token's shape; default 2400, 1200 with
+    /// `--model smol`, whose 135M-parameter decoder captions ~20× slower).
+    #[arg(long)]
+    train: Option<usize>,
+    /// Test scenes generated (default 600, 300 with `--model smol`).
+    #[arg(long)]
+    test: Option<usize>,
     /// Number of concepts K.
     #[arg(long, default_value_t = 20, allow_negative_numbers = true)]
     k: usize,
@@ -39,12 +40,13 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> Result<()> {
+    let (train, test) = a.model.default_world();
     let p = DemoParams {
         out: a.out,
         token: a.token,
         layer: a.layer,
-        train: a.train,
-        test: a.test,
+        train: a.train.unwrap_or(train),
+        test: a.test.unwrap_or(test),
         k: a.k,
         lambda: a.lambda,
         seed: a.seed,
