@@ -560,7 +560,8 @@ impl Llava {
     }
 
     /// Prepares `prompt` (chat format, optional image) followed by an assistant `answer`
-    /// (`USER: <image>\n{prompt} ASSISTANT: {answer}`) and returns the positions of the answer's
+    /// (`USER: <image>\n{prompt} ASSISTANT: {answer}`, or ChatML's
+    /// `…<|im_start|>assistant\n{answer}`) and returns the positions of the answer's
     /// tokens in [`PreparedInput::ids`] (image positions already expanded), e.g. to read the
     /// residual stream at a caption's tokens in one forward pass.
     pub fn prepare_with_answer(
@@ -571,7 +572,7 @@ impl Llava {
     ) -> Result<(PreparedInput, std::ops::Range<usize>)> {
         let head = self.tokenizer.render_prompt(prompt, pixel_values.is_some());
         let head_ids = self.tokenizer.encode(&head)?;
-        let text = format!("{head} {answer}");
+        let text = format!("{head}{}{answer}", self.tokenizer.format.answer_separator());
         let input = self.prepare_raw(&text, pixel_values)?;
         let expansion = if pixel_values.is_some() {
             self.model.config().image_seq_length - 1

@@ -35,6 +35,17 @@ pub enum PromptFormat {
     },
 }
 
+impl PromptFormat {
+    /// What separates the rendered prompt from the assistant's answer: LLaVA-1.5's `ASSISTANT:`
+    /// is followed by a space, ChatML's `<|im_start|>assistant\n` by the answer itself.
+    pub fn answer_separator(&self) -> &'static str {
+        match self {
+            PromptFormat::Llava15Template | PromptFormat::Default => " ",
+            PromptFormat::ChatMl { .. } => "",
+        }
+    }
+}
+
 /// The default system message of a ChatML template: the text of the literal
 /// `<|im_start|>system\n…<|im_end|>` it emits when the first message is not a system message.
 fn chatml_default_system(t: &str) -> Option<String> {

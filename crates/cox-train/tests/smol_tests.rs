@@ -237,6 +237,21 @@ fn the_assembled_checkpoint_loads_as_llava_and_captions_like_the_trainer() {
         let (theirs, _) = cox_train::caption_scene(&llava, &s.factors, 12).unwrap();
         assert!(!ours.is_empty(), "scene {}: empty caption", s.id);
         assert_eq!(ours, theirs, "scene {}", s.id);
+        // Teacher forcing (coxlmm causal's ablation) puts the caption right after the ChatML
+        // assistant header, tokenized as the trainer's targets were (no leading space).
+        let (input, answer) = llava
+            .prepare_with_answer(
+                "Provide a one-sentence caption for the provided image.",
+                &s.canonical,
+                None,
+            )
+            .unwrap();
+        let want = llava
+            .tokenizer
+            .inner()
+            .encode(s.canonical.as_str(), false)
+            .unwrap();
+        assert_eq!(&input.ids[answer], want.get_ids(), "scene {}", s.id);
     }
 }
 

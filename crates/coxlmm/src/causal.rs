@@ -472,10 +472,55 @@ fn word_index(key: &str, object: usize, n_words: usize) -> Option<usize> {
     }
 }
 
+/// The index in `ids` of the first token of each whitespace-separated word of their decoded text
+/// (`words`): the ids are decoded prefix by prefix and each word's first character located, so a
+/// word-level tokenizer maps word i to token i and a sub-word one (SmolLM2's byte-level BPE) maps a
+/// word to its first piece. `None` when the ids do not decode to `words`.
+pub fn word_token_starts(
+    tok: &tokenizers::Tokenizer,
+    ids: &[u32],
+    words: &[&str],
+) -> Option<Vec<usize>> {
+    let full = tok.decode(ids, true).ok()?;
+    let mut starts_chars = Vec::new();
+    let mut decoded_words = Vec::new();
+    let chars: Vec<char> = full.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        if chars[i].is_whitespace() {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < chars.len() && !chars[i].is_whitespace() {
+            i += 1;
+        }
+        starts_chars.push(start);
+        decoded_words.push(chars[start..i].iter().collect::<String>());
+    }
+    if decoded_words.len() != words.len() || decoded_words.iter().zip(words).any(|(a, b)| a != b) {
+        return None;
+    }
+    // prefix[j]: characters decoded from the first j tokens.
+    let mut prefix = Vec::with_capacity(ids.len() + 1);
+    for j in 0..=ids.len() {
+        prefix.push(tok.decode(&ids[..j], true).ok()?.chars().count());
+    }
+    starts_chars
+        .iter()
+        .map(|&c| {
+            // The token whose decoded span holds character c.
+            (0..ids.len())
+                .rev()
+                .find(|&j| prefix[j] <= c && prefix[j + 1] > c)
+        })
+        .collect()
+}
+
 /// Per attribute key, the training states at `block` that predict the object of interest's word
-/// for it (the scene's, for texture and background), labelled `key=word`: what a probe "at the
-/// word" is fitted on. Captions that do not parse, or whose words are not one token each, are
-/// left out.
+/// for it (the scene's, for texture and background; a word's first token for sub-word
+/// tokenizers), labelled `key=word`: what a probe "at the word" is fitted on. Captions that do
+/// not parse are left out.
 fn word_states(
     model: &Model,
     s: &crate::RunSettings,
@@ -500,9 +545,10 @@ fn word_states(
         };
         let words: Vec<&str> = g.text.split_whitespace().collect();
         let n_gen = g.generated_ids.len() - usize::from(g.stopped_at_eos);
-        if n_gen != words.len() {
+        let Some(starts) = word_token_starts(lmm.tokenizer(), &g.generated_ids[..n_gen], &words)
+        else {
             continue;
-        }
+        };
         let states = g.residuals[0].to_dtype(DType::F32)?;
         let p = input.ids.len();
         for key in ["size", "colour", "position", "texture", "background"] {
@@ -512,7 +558,8 @@ fn word_states(
             let Some(word) = scene.value(object, key) else {
                 continue;
             };
-            let row: Vec<f32> = states.i(p + w - 1)?.to_vec1()?;
+            // Generated token j sits at position p + j and is predicted from position p + j − 1.
+            let row: Vec<f32> = states.i(p + starts[w] - 1)?.to_vec1()?;
             let entry = out.entry(key.to_string()).or_default();
             entry.0.extend(row);
             entry.1.push(vec![format!("{key}={word}")]);
@@ -566,10 +613,13 @@ fn ablate(
         let px = llava.load_pixels(&sc.image)?;
         let (input, answer) = llava.prepare_with_answer(DEFAULT_PROMPT, &sc.caption, Some(&px))?;
         let words: Vec<&str> = sc.caption.split_whitespace().collect();
-        // One token per word (the synthetic world's word-level tokenizer); skip otherwise.
-        if answer.len() != words.len() {
+        // Each word's first token in the answer (one token per word for the synthetic world's
+        // tokenizer, the first sub-word for BPE ones); skip a caption that does not decode back.
+        let Some(starts) =
+            word_token_starts(llava.tokenizer.inner(), &input.ids[answer.clone()], &words)
+        else {
             continue;
-        }
+        };
         let token_word = 8 * sc.object + 3;
         let Some(word) = word_index(key, sc.object, words.len()) else {
             continue;
@@ -586,7 +636,7 @@ fn ablate(
                 .to_dtype(DType::F32)?;
             let p = candle_nn::ops::softmax_last_dim(&logits)?;
             let at = |w: usize| -> Result<f64> {
-                let pos = answer.start + w;
+                let pos = answer.start + starts[w];
                 let id = input.ids[pos] as usize;
                 Ok(f64::from(p.i((pos - 1, id))?.to_scalar::<f32>()?))
             };
@@ -683,6 +733,41 @@ fn summarise_ablation(factors: &[FactorCausal]) -> Vec<AblationRow> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Word i is token i for the committed model's word-level tokenizer; a byte-level BPE word
+    /// split into pieces maps to its first piece; ids that decode to other words give None.
+    #[test]
+    fn words_map_to_their_first_token() {
+        let words = cox_model::Llava::load(
+            cox_synth::default_model_dir().to_str().unwrap(),
+            &cox_model::LoadOptions::default(),
+        )
+        .unwrap();
+        let tok = words.tokenizer.inner();
+        let caption = "a small red circle";
+        let ids = tok.encode(caption, false).unwrap().get_ids().to_vec();
+        let w: Vec<&str> = caption.split_whitespace().collect();
+        assert_eq!(word_token_starts(tok, &ids, &w), Some(vec![0, 1, 2, 3]));
+
+        let bpe: tokenizers::Tokenizer = r#"{
+            "version": "1.0", "truncation": null, "padding": null, "added_tokens": [],
+            "normalizer": null,
+            "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true},
+            "post_processor": null,
+            "decoder": {"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": true, "use_regex": true},
+            "model": {"type": "BPE", "dropout": null, "unk_token": null, "continuing_subword_prefix": null,
+                      "end_of_word_suffix": null, "fuse_unk": false, "byte_fallback": false,
+                      "vocab": {"sm": 0, "all": 1, "\u0120red": 2, "\u0120cir": 3, "cle": 4}, "merges": []}
+        }"#
+        .parse()
+        .unwrap();
+        let w = ["small", "red", "circle"];
+        assert_eq!(
+            word_token_starts(&bpe, &[0, 1, 2, 3, 4], &w),
+            Some(vec![0, 2, 3])
+        );
+        assert_eq!(word_token_starts(&bpe, &[0, 1, 2], &w), None);
+    }
 
     #[test]
     fn parse_scene_accepts_exactly_the_canonical_grammar() {
