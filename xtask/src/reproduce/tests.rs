@@ -370,5 +370,6 @@ fn the_smol_protocol_needs_the_assembled_model_and_uses_its_last_block() {
         ("synthetic-smol", "29", 3)
     );
     assert_eq!(p.world_scenes, Some([1200, 300]));
+    assert_eq!(p.causal_scenes, 0);
     assert_eq!(p.sweep_layers(30).len(), 12);
 }
