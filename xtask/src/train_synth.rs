@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use cox_train::{evaluate_world, write_training_note, TrainConfig, Trainer};
+use cox_train::{evaluate_world_with, write_training_note, TrainConfig, Trainer};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -277,7 +277,16 @@ pub fn eval(a: EvalArgs) -> Result<()> {
             .unwrap_or(cox_synth::SynthConfig::default().image_size),
         ..Default::default()
     };
-    let r = evaluate_world(&llava, &world, a.seed, a.n)?;
+    let bar = indicatif::ProgressBar::new(a.n as u64).with_style(
+        indicatif::ProgressStyle::with_template(
+            "captioning {pos}/{len} scenes [{elapsed_precise}] {per_sec} ETA {eta}",
+        )
+        .expect("a valid template"),
+    );
+    let r = evaluate_world_with(&llava, &world, a.seed, a.n, &mut |done| {
+        bar.set_position(done as u64)
+    })?;
+    bar.finish_and_clear();
     println!(
         "{} test scenes ({} objects) in {:.0} s",
         r.scenes, r.objects, r.seconds

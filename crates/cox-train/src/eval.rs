@@ -228,6 +228,17 @@ pub fn evaluate_world(
     seed: u64,
     n: usize,
 ) -> Result<EvalReport> {
+    evaluate_world_with(llava, world, seed, n, &mut |_| {})
+}
+
+/// [`evaluate_world`], calling `on_scene(done)` after each captioned scene (for a progress bar).
+pub fn evaluate_world_with(
+    llava: &Llava,
+    world: &SynthConfig,
+    seed: u64,
+    n: usize,
+    on_scene: &mut dyn FnMut(usize),
+) -> Result<EvalReport> {
     let start = std::time::Instant::now();
     let scenes = cox_synth::generate_split(world, seed, Split::Test, n)?;
     let mut tally = Tally::default();
@@ -237,6 +248,7 @@ pub fn evaluate_world(
         if (i + 1) % 100 == 0 {
             tracing::info!(done = i + 1, n, "evaluated");
         }
+        on_scene(i + 1);
     }
     Ok(tally.report(start.elapsed().as_secs_f64()))
 }

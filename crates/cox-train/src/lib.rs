@@ -39,7 +39,8 @@ mod train;
 pub use data::{example_ids, make_batch, model_config, scene_pixels, Batch, PROMPT};
 pub use error::{Result, TrainError};
 pub use eval::{
-    caption_scene, evaluate, evaluate_world, parse_caption, EvalReport, ParsedCaption, ParsedObject,
+    caption_scene, evaluate, evaluate_world, evaluate_world_with, parse_caption, EvalReport,
+    ParsedCaption, ParsedObject,
 };
 pub use schedule::lr_at;
 pub use train::{write_curve, write_training_note, LossPoint, TrainConfig, TrainReport, Trainer};
