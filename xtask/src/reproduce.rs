@@ -1012,8 +1012,14 @@ pub fn causal_table(r: &Results) -> String {
         }
     }
     if header.is_none() {
-        return "Not measured in this setting (`coxlmm causal` needs the synthetic world's factors).\n"
-            .into();
+        return if r.protocol.synthetic() {
+            "Not measured in this run (`--causal-scenes 0`, the default of `synthetic-smol`: about 600 \
+             steered captions per scene and token); `cargo xtask reproduce --setting synthetic-smol \
+             --causal-scenes 1` adds it.\n"
+        } else {
+            "Not measured in this setting (`coxlmm causal` needs the synthetic world's factors).\n"
+        }
+        .into();
     }
     s + &ablation
 }

@@ -264,7 +264,10 @@ fn noise_dataset_is_seeded_and_captions_name_the_token() {
 fn causal_table_rows_from_causal_reports() {
     use coxlmm::causal::{AblationRow, CausalOptions, CausalReport, CausalRow};
     let mut r = results();
-    assert!(causal_table(&r).starts_with("Not measured"));
+    assert!(causal_table(&r).starts_with("Not measured in this run"));
+    let mut coco = results();
+    coco.protocol.world_scenes = None;
+    assert!(causal_table(&coco).starts_with("Not measured in this setting"));
     r.tokens.get_mut("circle").unwrap().causal = Some(CausalReport {
         format: "coxlmm-causal".into(),
         token: "circle".into(),
