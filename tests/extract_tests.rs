@@ -47,22 +47,7 @@ fn fixture() -> Fixture {
             .unwrap();
         }
     }
-    let mut llava = Llava::load(model.to_str().unwrap(), &LoadOptions::default()).unwrap();
-    llava.tokenizer.eos_token_ids.clear();
-    let g = llava
-        .caption(data.join("images/0.png"), PROMPT, 12)
-        .unwrap();
-    let tok = llava.tokenizer.inner();
-    let token = g
-        .generated_ids
-        .iter()
-        .filter_map(|&id| tok.id_to_token(id))
-        .find(|w| {
-            w.len() > 1
-                && w.chars().all(|c| c.is_ascii_alphabetic())
-                && TokenOfInterest::new(tok, w).is_ok_and(|t| t.find(&g.generated_ids).is_some())
-        })
-        .expect("the tiny model generates a word");
+    let token = generated_word(&model, &data.join("images/0.png"));
     let lines: String = (0..N)
         .map(|i| {
             let cap = if i == NO_GT {
@@ -83,6 +68,25 @@ fn fixture() -> Fixture {
         data,
         token,
     }
+}
+
+/// A word (one vocabulary piece, its word-start marker removed) that `model` generates for
+/// `image` with EOS ignored: a token of interest the extraction will find.
+fn generated_word(model: &Path, image: &Path) -> String {
+    let mut llava = Llava::load(model.to_str().unwrap(), &LoadOptions::default()).unwrap();
+    llava.tokenizer.eos_token_ids.clear();
+    let g = llava.caption(image, PROMPT, 12).unwrap();
+    let tok = llava.tokenizer.inner();
+    g.generated_ids
+        .iter()
+        .filter_map(|&id| tok.id_to_token(id))
+        .map(|w| w.trim_start_matches(['Ġ', '▁']).to_string())
+        .find(|w| {
+            w.len() > 1
+                && w.chars().all(|c| c.is_ascii_alphanumeric())
+                && TokenOfInterest::new(tok, w).is_ok_and(|t| t.find(&g.generated_ids).is_some())
+        })
+        .unwrap_or_else(|| panic!("{} generates no word", model.display()))
 }
 
 impl Fixture {
@@ -784,23 +788,7 @@ fn extraction_is_bit_identical_across_thread_counts() {
     let f = fixture();
     let mid = f.root.join("mid");
     write_tiny_llava(&mid, &TinyConfig::mid(), 0).unwrap();
-    let mut llava = Llava::load(mid.to_str().unwrap(), &LoadOptions::default()).unwrap();
-    llava.tokenizer.eos_token_ids.clear();
-    let g = llava
-        .caption(f.data.join("images/0.png"), PROMPT, 12)
-        .unwrap();
-    let tok = llava.tokenizer.inner();
-    let token = g
-        .generated_ids
-        .iter()
-        .filter_map(|&id| tok.id_to_token(id))
-        .map(|w| w.trim_start_matches(['Ġ', '▁']).to_string())
-        .find(|w| {
-            w.len() > 1
-                && w.chars().all(|c| c.is_ascii_alphanumeric())
-                && TokenOfInterest::new(tok, w).is_ok_and(|t| t.find(&g.generated_ids).is_some())
-        })
-        .expect("the mid model generates a word");
+    let token = generated_word(&mid, &f.data.join("images/0.png"));
     let run = |threads: &str| {
         let out = f.root.join(format!("store-t{threads}"));
         let extra = [
