@@ -77,7 +77,11 @@ impl DemoModel {
     pub fn dir(&self) -> PathBuf {
         match self {
             DemoModel::Synth => cox_synth::default_model_dir(),
-            DemoModel::Smol => crate::scores::models_dir().join("tiny-llava-smol"),
+            DemoModel::Smol => {
+                let d = crate::scores::models_dir().join("tiny-llava-smol");
+                // `…/crates/coxlmm/../../.cache/models` → the plain path, for messages and run.json.
+                d.canonicalize().unwrap_or(d)
+            }
             DemoModel::Dir(d) => d.clone(),
         }
     }
