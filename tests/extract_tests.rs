@@ -127,6 +127,22 @@ impl Fixture {
         c
     }
 
+    /// An extraction into `out` that stops (as if killed) right after its first shard: exit
+    /// code 3, the manifest listing one shard.
+    fn extract_killed_after_first_shard(&self, out: &Path) {
+        let o = self
+            .extract_cmd(out, &self.token, "1,norm", &[])
+            .env(FAIL_ENV, "1")
+            .output()
+            .unwrap();
+        assert_eq!(
+            o.status.code(),
+            Some(3),
+            "{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+
     fn extract(&self, out: &Path, extra: &[&str]) -> Output {
         self.extract_cmd(out, &self.token, "1,norm", extra)
             .output()
@@ -285,17 +301,7 @@ fn killed_run_resumes_to_the_uninterrupted_result_and_other_settings_are_refused
 
     // Stopped (as if killed) right after its first shard: the manifest lists one shard.
     let part = f.root.join("part");
-    let o = f
-        .extract_cmd(&part, &f.token, "1,norm", &[])
-        .env(FAIL_ENV, "1")
-        .output()
-        .unwrap();
-    assert_eq!(
-        o.status.code(),
-        Some(3),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    f.extract_killed_after_first_shard(&part);
     let m = cox_store::read_manifest(&part).unwrap().unwrap();
     assert_eq!((m.shards.len(), m.complete), (1, false));
     assert!(cox_store::read_run(&part, Some("1")).is_err());
@@ -640,17 +646,7 @@ fn the_same_weights_under_another_path_resume_and_changed_weights_are_refused() 
     // Two partial stores (stopped after their first shard), started with the absolute path.
     let partial = |name: &str| {
         let dir = f.root.join(name);
-        let o = f
-            .extract_cmd(&dir, &f.token, "1,norm", &[])
-            .env(FAIL_ENV, "1")
-            .output()
-            .unwrap();
-        assert_eq!(
-            o.status.code(),
-            Some(3),
-            "{}",
-            String::from_utf8_lossy(&o.stderr)
-        );
+        f.extract_killed_after_first_shard(&dir);
         dir
     };
     let (relative, kept_partial) = (partial("relative"), partial("kept-partial"));

@@ -121,21 +121,16 @@ impl DemoModel {
     }
 }
 
-/// The index of a checkpoint's last decoder block, as a layer name (`config.json`'s
-/// `text_config.num_hidden_layers` − 1).
+/// The index of a checkpoint's last decoder block, as a layer name (its `config.json`'s
+/// `text_config.num_hidden_layers` − 1, read by cox-model's config parser).
 pub fn last_block(model: &Path) -> Result<String> {
     let cfg = model.join("config.json");
-    let v: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(&cfg).with_context(|| format!("cannot read {}", cfg.display()))?,
-    )
-    .with_context(|| format!("{} is not JSON", cfg.display()))?;
-    match v["text_config"]["num_hidden_layers"].as_u64() {
-        Some(n) if n > 0 => Ok((n - 1).to_string()),
-        _ => bail!(
-            "{}: no text_config.num_hidden_layers; pass --layer",
-            cfg.display()
-        ),
-    }
+    let c = cox_model::LlavaConfig::from_file(&cfg)
+        .with_context(|| format!("cannot read the model's layers from {}", cfg.display()))?;
+    Ok(c.text_config
+        .num_hidden_layers
+        .saturating_sub(1)
+        .to_string())
 }
 
 impl DemoParams {
