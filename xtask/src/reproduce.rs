@@ -262,8 +262,11 @@ pub fn run(mut a: Args) -> Result<()> {
         r.main = read_metrics(&main_dir)?;
         r.words = RunFolder::new(&main_dir)
             .read_grounding(Method::SemiNmf)
-            .map(|g| g.words.into_iter().map(|c| c.words).collect())
-            .unwrap_or_default();
+            .with_context(|| format!("the Semi-NMF words of {}", main_dir.display()))?
+            .words
+            .into_iter()
+            .map(|c| c.words)
+            .collect();
         timings.push((format!("{token}: main run"), t.elapsed().as_secs_f64()));
 
         // Causal validity (docs/method.md §5.8): steering with each method's concepts and the
